@@ -1,0 +1,109 @@
+"""The hybrid decoding cache: keys/values where Hymba needs them, plus constant-size SSM state.
+
+Per layer the cache holds
+
+* keys/values -- only for layers that compute their own (global layers and KV-group producers).
+  Consumers keep nothing: they attend over their producer's entries. Global layers grow with the
+  sequence; sliding-window layers keep the M meta entries (pinned) plus the W most recent ones, and are
+  trimmed to that at the end of every forward (right after the prefill too), so between steps a
+  sliding-window cache holds at most M + W entries;
+* the conv state -- the last K inputs of the depthwise convolution (Bt, I, K);
+* the SSM state -- h after the last position (Bt, I, N).
+
+States are stored in the model dtype (as the hub code does: in bfloat16 the float32 scan state is rounded
+after every call). Every key/value entry also carries its position id and a padding flag (B, L) so that
+masks can be built from positions; that bookkeeping is not counted in :meth:`HymbaCache.nbytes`.
+
+Shapes: keys (B, Hkv, L, Dk); values (B, Hkv, L, Dv); positions (B, L) int64; valid (B, L) bool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .config import HymbaConfig
+
+__all__ = ["KVEntries", "HymbaCache"]
+
+
+@dataclass
+class KVEntries:
+    """Keys and values of one layer with the position id and padding flag of every entry."""
+
+    keys: Tensor  # (B, Hkv, L, Dk)
+    values: Tensor  # (B, Hkv, L, Dv)
+    positions: Tensor  # (B, L) int64
+    valid: Tensor  # (B, L) bool
+
+    def __len__(self) -> int:
+        return self.keys.shape[2]
+
+    def cat(self, other: KVEntries) -> KVEntries:
+        return KVEntries(
+            torch.cat([self.keys, other.keys], dim=2),
+            torch.cat([self.values, other.values], dim=2),
+            torch.cat([self.positions, other.positions], dim=1),
+            torch.cat([self.valid, other.valid], dim=1),
+        )
+
+    def keep(self, index: Tensor) -> KVEntries:
+        """Entries at sequence indices ``index`` (1-D, shared by the batch)."""
+        return KVEntries(
+            self.keys[:, :, index], self.values[:, :, index], self.positions[:, index], self.valid[:, index]
+        )
+
+
+class HymbaCache:
+    """Decoding state of a :class:`~minihymba.model.HymbaForCausalLM` for a batch of B sequences."""
+
+    def __init__(self, config: HymbaConfig, batch_size: int) -> None:
+        self.config = config
+        self.batch_size = batch_size
+        n = config.num_layers
+        self.kv: list[KVEntries | None] = [None] * n
+        self.conv_states: list[Tensor | None] = [None] * n
+        self.ssm_states: list[Tensor | None] = [None] * n
+        self.next_position: Tensor | None = None  # (B,) position id the next real token gets
+        self.length = 0  # columns processed so far (meta and padding included)
+        self.has_tokens = False  # True once input tokens (not only meta tokens) went through
+
+    @property
+    def is_empty(self) -> bool:
+        return self.length == 0
+
+    def extend_kv(self, layer: int, new: KVEntries) -> KVEntries:
+        """Append this step's entries of ``layer`` and return everything it can attend over."""
+        old = self.kv[layer]
+        merged = new if old is None else old.cat(new)
+        self.kv[layer] = merged
+        return merged
+
+    def trim(self) -> None:
+        """Drop sliding-window entries no future query can see: keep the M meta + the W most recent."""
+        cfg = self.config
+        if cfg.sliding_window is None:
+            return
+        m, w = cfg.num_meta_tokens, cfg.sliding_window
+        for layer, entries in enumerate(self.kv):
+            if entries is None or cfg.is_global(layer) or len(entries) <= m + w:
+                continue
+            index = torch.cat([torch.arange(m), torch.arange(len(entries) - w, len(entries))])
+            self.kv[layer] = entries.keep(index.to(entries.keys.device))
+
+    def kv_lengths(self) -> list[int]:
+        """Number of cached key/value entries per layer (0 for consumers)."""
+        return [0 if e is None else len(e) for e in self.kv]
+
+    def nbytes(self) -> int:
+        """Bytes of keys, values, conv and SSM states (position/padding bookkeeping excluded)."""
+        total = 0
+        for entries in self.kv:
+            if entries is not None:
+                total += entries.keys.nbytes + entries.values.nbytes
+        for state in (*self.conv_states, *self.ssm_states):
+            if state is not None:
+                total += state.nbytes
+        return total

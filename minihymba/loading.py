@@ -1,0 +1,260 @@
+"""Loading and saving Hymba checkpoints in the hub format (safetensors only, strict, all-or-nothing).
+
+``load_pretrained`` accepts
+
+* a local directory with ``config.json`` and ``model.safetensors`` -- or a sharded checkpoint described
+  by ``model.safetensors.index.json``;
+* a hub repo id such as ``"nvidia/Hymba-1.5B-Base"``: the safetensors, config and tokenizer files are
+  fetched with ``huggingface_hub`` into the standard HF cache (``HF_HUB_OFFLINE=1`` is honoured, progress
+  bars are shown).
+
+Every tensor header is checked against the model the config describes *before* any weight is read:
+missing, unexpected and wrong-shaped tensors are all reported in one :class:`CheckpointError`. The model is
+built on the ``meta`` device (no memory), then each tensor is read (memory-mapped), converted to the target
+dtype and device, and assigned -- so the weights are never held twice. Pickle files are never opened and no
+code from the checkpoint is ever run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .config import HymbaConfig
+from .model import HymbaForCausalLM
+
+__all__ = ["CheckpointError", "resolve_checkpoint", "load_pretrained", "save_pretrained"]
+
+INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+TIED_HEAD = "lm_head.weight"
+HUB_FILES = [
+    "config.json", "generation_config.json", "*.safetensors", INDEX_FILE,
+    "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+    "added_tokens.json",
+]  # fmt: skip
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}  # fmt: skip
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not match its config: lists every problem found."""
+
+
+def _as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)} or a torch.dtype")
+    return _DTYPES[dtype]
+
+
+def _looks_like_repo_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~")) and os.sep not in parts[1]
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike, revision: str | None = None) -> Path:
+    """The local directory holding the checkpoint: ``name_or_path`` itself, or the hub snapshot."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise FileNotFoundError(f"{path} is a file; pass the checkpoint directory that holds config.json")
+    name = str(name_or_path)
+    if not _looks_like_repo_id(name):
+        raise FileNotFoundError(f"no checkpoint directory at {path} (and {name!r} is not a hub repo id)")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id=name, revision=revision, allow_patterns=HUB_FILES))
+    except Exception as err:  # offline, not cached, no such repo, gated ...
+        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+        hint = " (HF_HUB_OFFLINE is set and the model is not in the local HF cache)" if offline else ""
+        raise FileNotFoundError(
+            f"could not get {name!r} from the Hugging Face hub{hint}: {type(err).__name__}: {err}. "
+            "Download it where there is network (huggingface-cli download "
+            f"{name}) or pass a local directory."
+        ) from err
+
+
+def _shard_files(directory: Path) -> list[Path]:
+    index = directory / INDEX_FILE
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise CheckpointError(f"{index} is not a valid safetensors index: {err}") from err
+        files = sorted(set(weight_map.values()))
+        missing = [f for f in files if not (directory / f).is_file()]
+        if missing:
+            raise CheckpointError(f"{index} names shard files that do not exist: {missing}")
+        return [directory / f for f in files]
+    single = directory / SINGLE_FILE
+    if single.is_file():
+        return [single]
+    pickles = [p.name for p in directory.glob("*.bin")] + [p.name for p in directory.glob("*.pt")]
+    if pickles:
+        raise CheckpointError(
+            f"{directory} has only pickle weights {pickles}; minihymba loads safetensors only "
+            "(pickles can run arbitrary code)"
+        )
+    raise CheckpointError(f"no {SINGLE_FILE} or {INDEX_FILE} in {directory}")
+
+
+def _read_headers(files: list[Path]) -> dict[str, tuple[Path, tuple[int, ...], str]]:
+    """{key: (file, shape, dtype)} from the safetensors headers (no tensor data is read)."""
+    found: dict[str, tuple[Path, tuple[int, ...], str]] = {}
+    for file in files:
+        try:
+            with safe_open(file, framework="pt") as f:
+                for key in f.keys():
+                    sl = f.get_slice(key)
+                    if key in found:
+                        raise CheckpointError(
+                            f"tensor {key!r} appears in both {found[key][0].name} and {file.name}"
+                        )
+                    found[key] = (file, tuple(sl.get_shape()), sl.get_dtype())
+        except (SafetensorError, OSError) as err:
+            raise CheckpointError(f"cannot read {file} (truncated or not a safetensors file): {err}") from err
+    return found
+
+
+def _check_against(model: HymbaForCausalLM, found: dict[str, tuple[Path, tuple[int, ...], str]]) -> list[str]:
+    """Compare checkpoint headers with the model's state dict; returns the keys to load."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict(keep_vars=True).items()}
+    tied = model.config.tie_word_embeddings
+    optional = {TIED_HEAD} if tied else set()
+    missing = sorted(set(expected) - set(found) - optional)
+    unexpected = sorted(set(found) - set(expected))
+    wrong = sorted(
+        f"{k}: checkpoint {list(found[k][1])} vs model {list(expected[k])}"
+        for k in set(found) & set(expected)
+        if found[k][1] != expected[k]
+    )
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing tensor(s): {', '.join(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensor(s): {', '.join(unexpected)}")
+    if wrong:
+        problems.append(f"{len(wrong)} tensor(s) with the wrong shape: {'; '.join(wrong)}")
+    if problems:
+        raise CheckpointError("checkpoint does not match its config.json:\n  " + "\n  ".join(problems))
+    return [k for k in expected if k in found and not (tied and k == TIED_HEAD)]
+
+
+def _stream_tensors(
+    keys: list[str], found: dict, dtype: torch.dtype | None, device: torch.device
+) -> Iterator[tuple[str, torch.Tensor]]:
+    by_file: dict[Path, list[str]] = {}
+    for key in keys:
+        by_file.setdefault(found[key][0], []).append(key)
+    for file, file_keys in by_file.items():
+        try:
+            with safe_open(file, framework="pt", device="cpu") as f:
+                for key in file_keys:
+                    tensor = f.get_tensor(key)
+                    if dtype is not None and tensor.is_floating_point():
+                        tensor = tensor.to(dtype)
+                    yield key, tensor.to(device)
+        except SafetensorError as err:
+            raise CheckpointError(f"cannot read tensors from {file} (truncated?): {err}") from err
+
+
+def load_pretrained(
+    name_or_path: str | os.PathLike,
+    *,
+    dtype: torch.dtype | str | None = None,
+    device: torch.device | str = "cpu",
+    revision: str | None = None,
+) -> HymbaForCausalLM:
+    """Load a Hymba checkpoint (local directory or hub repo id) into a :class:`HymbaForCausalLM`.
+
+    ``dtype``: convert floating tensors to this dtype while reading (default: keep the stored dtype).
+    Raises :class:`CheckpointError` (listing every problem) for a checkpoint that does not match its
+    config, ``ValueError`` for a bad config, ``FileNotFoundError`` when nothing can be found.
+    """
+    dtype = _as_dtype(dtype)
+    device = torch.device(device)
+    directory = resolve_checkpoint(name_or_path, revision)
+    config = HymbaConfig.from_hf_config(directory / "config.json")
+    files = _shard_files(directory)
+    found = _read_headers(files)
+    with torch.device("meta"):
+        model = HymbaForCausalLM(config)
+    keys = _check_against(model, found)
+    state = dict(_stream_tensors(keys, found, dtype, device))
+    if config.tie_word_embeddings:
+        state[TIED_HEAD] = state["model.embed_tokens.weight"]
+    model.load_state_dict(state, strict=True, assign=True)
+    if config.tie_word_embeddings:  # assign=True replaced the Parameter objects: tie them again
+        model.lm_head.weight = model.model.embed_tokens.weight
+    return model.eval()
+
+
+def save_pretrained(
+    model: HymbaForCausalLM,
+    directory: str | os.PathLike,
+    *,
+    max_shard_bytes: int | None = None,
+    dtype: torch.dtype | str | None = None,
+) -> Path:
+    """Write ``config.json`` and safetensors weights in the hub layout (tied head omitted).
+
+    With ``max_shard_bytes`` the weights are split into ``model-0000i-of-0000n.safetensors`` files plus a
+    ``model.safetensors.index.json``, as ``transformers`` writes them.
+    """
+    dtype = _as_dtype(dtype)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    hf = model.config.to_hf_config()
+    state = {}
+    for key, tensor in model.state_dict().items():
+        if key == TIED_HEAD and model.config.tie_word_embeddings:
+            continue
+        tensor = tensor.detach()
+        if dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        state[key] = tensor.contiguous().cpu()
+    if dtype is not None:
+        hf["torch_dtype"] = str(dtype).removeprefix("torch.")
+    (directory / "config.json").write_text(json.dumps(hf, indent=2) + "\n")
+    if max_shard_bytes is None:
+        save_file(state, directory / SINGLE_FILE, metadata={"format": "pt"})
+        return directory
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for key, tensor in state.items():
+        if shards[-1] and size + tensor.nbytes > max_shard_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][key] = tensor
+        size += tensor.nbytes
+    n = len(shards)
+    weight_map = {}
+    for i, shard in enumerate(shards, start=1):
+        name = f"model-{i:05d}-of-{n:05d}.safetensors"
+        save_file(shard, directory / name, metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(shard, name))
+    total = sum(t.nbytes for t in state.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (directory / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+    return directory
+
+
+def checkpoint_nbytes(directory: str | os.PathLike) -> int:
+    """Total bytes of the safetensors files of a checkpoint directory."""
+    return sum(f.stat().st_size for f in _shard_files(Path(directory)))
+
+
+def param_count_from_shapes(shapes: dict[str, list[int]], tied: bool = True) -> int:
+    """Parameters of a ``{key: shape}`` map, the tied head counted once."""
+    return sum(math.prod(s) for k, s in shapes.items() if not (tied and k == TIED_HEAD))
