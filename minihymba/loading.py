@@ -226,6 +226,11 @@ def save_pretrained(
         state[key] = tensor.contiguous().cpu()
     if dtype is not None:
         hf["torch_dtype"] = str(dtype).removeprefix("torch.")
+    # Weights of an earlier save (maybe in the other layout) must go: the loader prefers an index over a
+    # single file, so a stale index would silently shadow the new weights.
+    old_shards = directory.glob("model-*-of-*.safetensors")
+    for stale in [directory / INDEX_FILE, directory / SINGLE_FILE, *old_shards]:
+        stale.unlink(missing_ok=True)
     (directory / "config.json").write_text(json.dumps(hf, indent=2) + "\n")
     if max_shard_bytes is None:
         save_file(state, directory / SINGLE_FILE, metadata={"format": "pt"})

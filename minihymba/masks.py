@@ -141,7 +141,8 @@ def positional_mask_mod(
         if window is not None:
             ok = ok & ((qp - kp <= window) | (kp < n_meta))
         if q_valid is not None:
-            ok = ok | (~q_valid[b, q_idx] & (kv_idx == q_idx + q_offset))
+            is_real = q_valid[b, q_idx]
+            ok = (ok & is_real) | (~is_real & (kv_idx == q_idx + q_offset))
         return ok
 
     return mod
