@@ -19,6 +19,7 @@ Shapes: keys (B, Hkv, L, Dk); values (B, Hkv, L, Dv); positions (B, L) int64; va
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,10 @@ class KVEntries:
         return KVEntries(
             self.keys[:, :, index], self.values[:, :, index], self.positions[:, index], self.valid[:, index]
         )
+
+    def map_rows(self, fn: Callable[[Tensor], Tensor]) -> KVEntries:
+        """Apply ``fn`` (batch-dim tensor op, e.g. clone or index_select) to all four tensors."""
+        return KVEntries(fn(self.keys), fn(self.values), fn(self.positions), fn(self.valid))
 
 
 class HymbaCache:
@@ -92,6 +97,32 @@ class HymbaCache:
                 continue
             index = torch.cat([torch.arange(m), torch.arange(len(entries) - w, len(entries))])
             self.kv[layer] = entries.keep(index.to(entries.keys.device))
+
+    def _map_rows(self, fn: Callable[[Tensor], Tensor], batch_size: int) -> HymbaCache:
+        out = HymbaCache(self.config, batch_size)
+        out.kv = [None if e is None else e.map_rows(fn) for e in self.kv]
+        out.conv_states = [None if s is None else fn(s) for s in self.conv_states]
+        out.ssm_states = [None if s is None else fn(s) for s in self.ssm_states]
+        out.next_position = None if self.next_position is None else fn(self.next_position)
+        out.length, out.has_tokens = self.length, self.has_tokens
+        return out
+
+    def clone(self) -> HymbaCache:
+        """An independent copy (tensors cloned): decoding from it leaves this cache untouched."""
+        return self._map_rows(torch.clone, self.batch_size)
+
+    def select_rows(self, index: Tensor | list[int]) -> HymbaCache:
+        """A new cache holding batch rows ``index`` (in that order; repeats allowed, e.g. for beams)."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        if index.dim() != 1:
+            raise ValueError(f"index must be 1-D, got shape {tuple(index.shape)}")
+        if len(index) and (int(index.min()) < 0 or int(index.max()) >= self.batch_size):
+            raise ValueError(f"row index out of range for a cache of batch size {self.batch_size}")
+        return self._map_rows(lambda t: t.index_select(0, index.to(t.device)), len(index))
+
+    def repeat_rows(self, batch_size: int) -> HymbaCache:
+        """A batch-``batch_size`` cache whose every row is a copy of row 0 (e.g. of a meta-prefix cache)."""
+        return self.select_rows([0] * batch_size)
 
     def kv_lengths(self) -> list[int]:
         """Number of cached key/value entries per layer (0 for consumers)."""

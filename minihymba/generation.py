@@ -1,0 +1,242 @@
+"""Text generation: prefill the prompt once, then one token per step through the hybrid cache.
+
+    cache  = model.meta_prefix_cache(B)            meta tokens' state: computed once per model, copied
+    logits = model(prompt, cache)[:, -1]            prefill: the whole (left-padded) prompt in one call
+    repeat max_new_tokens times:
+        next   = pick(logits)                       argmax, or a sample after temperature / top-k / top-p
+        logits = model(next, cache)[:, -1]          decode: one column; O(1) SSM step, windowed keys
+
+Each decode step costs the same whatever the sequence length in the SSM and sliding-window layers; only
+the few global layers read a growing key cache.
+
+Two decoding semantics (hymba-spec.md section 5):
+
+* default -- a decoded token sees exactly what it would see in a full forward over the whole sequence
+  (sliding window ``q - k <= W`` in the meta-inclusive index, meta tokens always visible). Cached greedy
+  decoding therefore equals a greedy loop that re-runs the full sequence every step.
+* ``hub_compat=True`` -- NVIDIA's cached decoding: once the cache holds tokens, a sliding-window layer
+  keeps the meta tokens plus only the last W-1 cached keys before appending the new one, so a decoded
+  token sees one key fewer than in the full forward. Use it to reproduce the hub model's generations.
+
+Left padding: give ``attention_mask`` with zeros on the left. Each row then generates exactly what it
+generates alone. A row stops after it emits ``eos_token_id``; the rest of that row is filled with the pad
+id, so the result is always (B, T + max_new_tokens).
+
+Shapes: input_ids, attention_mask (B, T); step logits (B, V); result (B, T + N); scores (B, N, V).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from .model import HymbaForCausalLM
+
+__all__ = [
+    "FROM_CONFIG",
+    "Streamer",
+    "check_generate_arguments",
+    "check_left_padded",
+    "filter_logits",
+    "pick_next_token",
+    "generate",
+]
+
+
+class _FromConfig:
+    """Sentinel default: take the value from the model's config."""
+
+    def __repr__(self) -> str:
+        return "FROM_CONFIG"
+
+
+FROM_CONFIG = _FromConfig()
+
+
+@runtime_checkable
+class Streamer(Protocol):
+    """Receives each step's new token ids (B,) with ``put`` and is told the end with ``end``.
+
+    A plain callable ``fn(ids)`` works as well (it gets only the ``put`` calls).
+    """
+
+    def put(self, ids: Tensor) -> None: ...
+
+    def end(self) -> None: ...
+
+
+def check_left_padded(attention_mask: Tensor) -> None:
+    """Raise ValueError unless every row is zeros then ones, with at least one token."""
+    mask = attention_mask.long()
+    if bool((mask[:, -1] == 0).any()):
+        rows = torch.nonzero(mask[:, -1] == 0).flatten().tolist()
+        raise ValueError(
+            f"attention_mask rows {rows} end with padding: generate needs left padding (zeros on the "
+            "left, every row ending with a real token)"
+        )
+    if bool((mask[:, 1:] < mask[:, :-1]).any()):
+        rows = torch.nonzero((mask[:, 1:] < mask[:, :-1]).any(1)).flatten().tolist()
+        raise ValueError(f"attention_mask rows {rows} have padding after a token: use left padding only")
+
+
+def filter_logits(
+    logits: Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> Tensor:
+    """Scale by 1/temperature, then set everything outside the top-k / the top-p nucleus to -inf.
+
+    The nucleus is the smallest set of most likely tokens whose probability sums to at least ``top_p``
+    (the most likely token is always kept). (B, V) -> (B, V) float32.
+    """
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V)
+        probs = sorted_logits.softmax(-1)
+        mass_before = probs.cumsum(-1) - probs  # probability of the tokens ranked above each one
+        drop_sorted = mass_before >= top_p  # rank 0 has mass_before 0 < top_p: always kept
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def pick_next_token(
+    logits: Tensor,
+    *,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """The next token of every row: argmax, or a sample from the filtered distribution. (B, V) -> (B,)."""
+    if not do_sample:
+        return logits.argmax(-1)
+    probs = filter_logits(logits, temperature, top_k, top_p).softmax(-1)  # (B, V)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
+def check_generate_arguments(
+    max_new_tokens: int, do_sample: bool, temperature: float, top_k: int | None, top_p: float | None
+) -> None:
+    """Raise ValueError for arguments :func:`generate` cannot use."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    if do_sample and not temperature > 0:
+        raise ValueError(f"temperature must be > 0 when sampling, got {temperature!r} (use do_sample=False)")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be an integer >= 1 or None, got {top_k!r}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
+
+
+def _eos_ids(eos_token_id: int | Sequence[int] | None, device: torch.device) -> Tensor | None:
+    if eos_token_id is None:
+        return None
+    ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+    return torch.tensor(ids, dtype=torch.long, device=device) if ids else None
+
+
+def _emit(streamer: Streamer | Callable[[Tensor], object] | None, ids: Tensor) -> None:
+    if streamer is None:
+        return
+    if isinstance(streamer, Streamer):
+        streamer.put(ids)
+    else:
+        streamer(ids)
+
+
+@torch.no_grad()
+def generate(
+    model: HymbaForCausalLM,
+    input_ids: Tensor,
+    *,
+    attention_mask: Tensor | None = None,
+    max_new_tokens: int,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    eos_token_id: int | Sequence[int] | None | _FromConfig = FROM_CONFIG,
+    pad_token_id: int | None | _FromConfig = FROM_CONFIG,
+    generator: torch.Generator | None = None,
+    hub_compat: bool = False,
+    streamer: Streamer | Callable[[Tensor], object] | None = None,
+    output_scores: bool = False,
+    use_meta_cache: bool = True,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Continue every row of ``input_ids`` (B, T) by up to ``max_new_tokens`` tokens -> (B, T + N).
+
+    * Greedy by default; ``do_sample=True`` samples after ``temperature``, ``top_k`` and ``top_p``
+      (nucleus) filtering, drawing from ``generator`` (a ``torch.Generator`` on the model's device; seed
+      it for reproducible samples).
+    * ``attention_mask`` (B, T): left padding only (zeros on the left); each row generates what it would
+      generate alone.
+    * ``eos_token_id`` (an id, several ids, or None for no stopping; default: the config's): a row that
+      emits it stops, the rest of the row is filled with ``pad_token_id`` (default: the config's, or 0).
+      Generation ends early when every row has stopped; the result keeps the full width.
+    * ``hub_compat``: False (default) decodes exactly like the full forward; True reproduces NVIDIA's
+      cached decoding (window W-1 during decode) -- see the module docstring.
+    * ``streamer``: called with each step's new ids (B,) -- either a callable or an object with
+      ``put(ids)`` and ``end()`` (``end`` is called once at the end).
+    * ``output_scores``: also return the raw next-token logits of every step, (B, steps, V) float32
+      (steps < N when all rows stopped early; rows that had stopped hold logits of pad tokens).
+    * ``use_meta_cache``: start from :meth:`HymbaForCausalLM.meta_prefix_cache` (same numbers as running
+      the meta tokens with the prompt; set False to recompute them).
+    """
+    check_generate_arguments(max_new_tokens, do_sample, temperature, top_k, top_p)
+    cfg = model.config
+    if isinstance(eos_token_id, _FromConfig):
+        eos_token_id = cfg.eos_token_id
+    if isinstance(pad_token_id, _FromConfig):
+        pad_token_id = cfg.pad_token_id
+    pad = 0 if pad_token_id is None else pad_token_id
+    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
+        shape = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
+        raise ValueError(f"input_ids must be a (batch, tokens) tensor, got {shape}")
+    if attention_mask is not None:
+        if not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape:
+            got = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else attention_mask
+            raise ValueError(
+                f"attention_mask shape {got} does not match input_ids shape {tuple(input_ids.shape)}"
+            )
+        check_left_padded(attention_mask)
+        if bool(attention_mask.bool().all()):
+            attention_mask = None  # nothing padded
+    b = input_ids.shape[0]
+    device = input_ids.device
+    eos = _eos_ids(eos_token_id, device)
+
+    new_ids = torch.full((b, max_new_tokens), pad, dtype=torch.long, device=device)  # (B, N)
+    scores: list[Tensor] = []
+    if max_new_tokens > 0:
+        cache = model.meta_prefix_cache(b) if use_meta_cache else model.new_cache(b)
+        logits = model(input_ids, attention_mask, cache=cache, last_only=True, hub_compat=hub_compat).logits
+        logits = logits[:, -1]  # (B, V)
+        finished = torch.zeros(b, dtype=torch.bool, device=device)
+        for step in range(max_new_tokens):
+            if output_scores:
+                scores.append(logits)
+            choice = pick_next_token(logits, do_sample=do_sample, temperature=temperature, top_k=top_k,
+                                     top_p=top_p, generator=generator)  # fmt: skip
+            choice = choice.masked_fill(finished, pad)  # (B,)
+            new_ids[:, step] = choice
+            _emit(streamer, choice)
+            if eos is not None:
+                finished |= torch.isin(choice, eos)
+            if step == max_new_tokens - 1 or bool(finished.all()):
+                break
+            logits = model(choice[:, None], cache=cache, last_only=True, hub_compat=hub_compat).logits[:, -1]
+    if isinstance(streamer, Streamer):
+        streamer.end()
+    ids = torch.cat([input_ids, new_ids], dim=1)  # (B, T + N)
+    if output_scores:
+        v = cfg.vocab_size
+        stacked = torch.stack(scores, 1) if scores else torch.zeros(b, 0, v, device=device)  # (B, steps, V)
+        return ids, stacked
+    return ids
