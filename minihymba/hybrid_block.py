@@ -29,13 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import attention
+from .attention import FLEX_IMPLS, attention
 from .cache import HymbaCache, KVEntries
 from .config import HymbaConfig
-from .masks import materialize, positional_mask_mod
+from .masks import materialize, positional_mask_mod, to_block_mask
 from .norms import RMSNorm
 from .rope import apply_rope
-from .ssm import causal_conv1d, selective_scan
+from .ssm import causal_conv1d_for, selective_scan
 
 __all__ = ["StepContext", "HybridMixer", "GatedMLP", "SingleExpertMoE", "HymbaDecoderLayer"]
 
@@ -72,21 +72,30 @@ class StepContext:
         valid = self.valid if self.valid is not None else torch.ones_like(self.positions, dtype=torch.bool)
         return KVEntries(keys, values, self.positions, valid)
 
-    def mask(self, layer: int, kv: KVEntries) -> Tensor:
-        """Dense (B, S, K) mask of ``layer`` over ``kv``, built once per (window, key count).
+    def layer_attn_impl(self) -> str:
+        """The attention impl this call runs. Flex needs Q > 1 to pay off: a decode step (one query per
+        row) falls back to SDPA, and attention maps (``output_attentions``) always come from eager."""
+        if self.attn_impl in FLEX_IMPLS and self.positions.shape[1] == 1:
+            return "sdpa"
+        return self.attn_impl
+
+    def mask(self, layer: int, kv: KVEntries, block: bool = False):
+        """Dense (B, S, K) mask of ``layer`` over ``kv`` -- or with ``block`` a FlexAttention BlockMask of
+        the same mask_mod -- built once per (window, key count, kind).
 
         Every layer that owns keys has seen the same history and is trimmed by the same rule, so two
         layers with the same window and the same number of keys have identical positions and padding.
         """
         window = self.window(layer)
-        key = (window, len(kv))
+        key = (window, len(kv), block)
         if key not in self._masks:
             s = self.positions.shape[1]
             mod = positional_mask_mod(
                 self.positions, kv.positions, kv.valid, window, self.config.num_meta_tokens,
                 q_valid=self.valid, q_offset=len(kv) - s,
             )  # fmt: skip
-            self._masks[key] = materialize(mod, s, len(kv), self.positions.shape[0], self.positions.device)
+            build = to_block_mask if block else materialize
+            self._masks[key] = build(mod, s, len(kv), self.positions.shape[0], self.positions.device)
         return self._masks[key]
 
 
@@ -137,9 +146,11 @@ class HybridMixer(nn.Module):
             if shared_kv is None:
                 raise RuntimeError(f"layer {self.layer} reads shared keys/values but none were given")
             kv = shared_kv
+        impl = ctx.layer_attn_impl()
+        block = impl in FLEX_IMPLS and not ctx.output_attentions  # flex reads a BlockMask
         out, probs = attention(
-            q, kv.keys, kv.values, ctx.mask(self.layer, kv),
-            scale=1.0 / math.sqrt(cfg.head_dim), impl=ctx.attn_impl, return_probs=ctx.output_attentions,
+            q, kv.keys, kv.values, ctx.mask(self.layer, kv, block),
+            scale=1.0 / math.sqrt(cfg.head_dim), impl=impl, return_probs=ctx.output_attentions,
         )  # fmt: skip
         return out.transpose(1, 2).reshape(b, s, cfg.d_inner), kv, probs  # (B, S, H*Dv) = (B, S, I)
 
@@ -153,7 +164,8 @@ class HybridMixer(nn.Module):
             xs = xs.masked_fill(~valid[..., None], 0.0)  # padding must not enter the conv or the scan
         conv_state = None if cache is None else cache.conv_states[self.layer]
         weight = self.conv1d.weight[:, 0, :]  # (I, K)
-        xc, conv_state = causal_conv1d(xs, weight, self.conv1d.bias, conv_state, valid)  # (B, S, I)
+        conv = causal_conv1d_for(ctx.scan_impl)  # the reference, or the CUDA kernel with scan_impl='cuda'
+        xc, conv_state = conv(xs, weight, self.conv1d.bias, conv_state, valid)  # (B, S, I)
         dt, B, C = self.x_proj[0](xc).split([cfg.dt_rank, cfg.ssm_state_size, cfg.ssm_state_size], dim=-1)
         if cfg.inner_layernorms:
             dt, B, C = self.dt_layernorm(dt), self.B_layernorm(B), self.C_layernorm(C)

@@ -17,6 +17,7 @@ logits (B, T, V) float32.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -164,7 +165,8 @@ class HymbaForCausalLM(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
         self.attn_impl = "sdpa"  # "eager" (reference, explicit softmax) or "sdpa"
-        self.scan_impl = "ref"
+        self.scan_impl = "fused"  # ssm.SCAN_IMPLS: "fused" (CPU fast path), "ref" (the definition), ...
+        self._meta_memo: tuple[tuple, HymbaCache] | None = None  # see meta_prefix_cache
         self.reset_parameters()
 
     @torch.no_grad()
@@ -213,6 +215,34 @@ class HymbaForCausalLM(nn.Module):
         """An empty decoding cache for ``batch_size`` sequences."""
         return HymbaCache(self.config, batch_size)
 
+    def _meta_memo_key(self) -> tuple:
+        """Changes whenever the meta-prefix state could: any parameter replaced or updated in place."""
+        params = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        return (self.device, self.dtype, self.attn_impl, self.scan_impl, params)
+
+    @torch.no_grad()
+    def meta_prefix_cache(self, batch_size: int = 1) -> HymbaCache:
+        """A fresh cache that already holds the meta tokens' keys/values, conv and SSM states.
+
+        The meta tokens are the same for every input, so their state is computed once (batch 1) and
+        memoised; the memo is keyed on device, dtype, kernels and every parameter's storage and version
+        counter, so loading weights, ``.to()`` or an optimizer step recomputes it. Each call returns an
+        independent copy repeated to ``batch_size`` rows. The cache does not count as holding tokens
+        (``has_tokens`` is False): the next call is the prompt's prefill.
+        """
+        key = self._meta_memo_key()
+        if self._meta_memo is None or self._meta_memo[0] != key:
+            cache = self.new_cache(1)
+            if self.config.num_meta_tokens > 0:
+                no_tokens = torch.zeros(1, 0, dtype=torch.long, device=self.device)  # (1, 0)
+                self.model(no_tokens, None, cache, attn_impl=self.attn_impl, scan_impl=self.scan_impl)
+            self._meta_memo = (key, cache)
+        return self._meta_memo[1].repeat_rows(batch_size)
+
+    def clear_meta_cache(self) -> None:
+        """Forget the memoised meta-prefix state (it is also recomputed automatically when stale)."""
+        self._meta_memo = None
+
     def forward(
         self,
         input_ids: Tensor,
@@ -247,3 +277,15 @@ class HymbaForCausalLM(nn.Module):
             x = x[:, -1:]
         logits = self.lm_head(x).float()  # (B, T, V)
         return HymbaOutput(logits, hidden, attentions, cache)
+
+    def generate(self, input_ids: Tensor, **kwargs: Any) -> Tensor | tuple[Tensor, Tensor]:
+        """Greedy or sampled continuation of ``input_ids`` (B, T) -> (B, T + max_new_tokens).
+
+        Keyword arguments: ``attention_mask`` (left padding), ``max_new_tokens``, ``do_sample``,
+        ``temperature``, ``top_k``, ``top_p``, ``eos_token_id``, ``pad_token_id``, ``generator``,
+        ``hub_compat`` (NVIDIA's cached-decode window), ``streamer``, ``output_scores``, ``use_meta_cache``.
+        A thin wrapper: see :func:`minihymba.generation.generate` for their meaning and the semantics.
+        """
+        from .generation import generate
+
+        return generate(self, input_ids, **kwargs)

@@ -22,11 +22,20 @@ conv weight (I, K), conv state (Bt, I, K) = the last K inputs seen.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["causal_conv1d", "selective_scan_ref", "selective_scan"]
+__all__ = [
+    "CONV_IMPLS",
+    "SCAN_IMPLS",
+    "causal_conv1d",
+    "causal_conv1d_for",
+    "selective_scan_ref",
+    "selective_scan",
+]
 
 
 def causal_conv1d(
@@ -111,7 +120,37 @@ def selective_scan_ref(
     return out
 
 
+# The registry of scans sharing selective_scan_ref's contract. "fused" is the CPU fast path, "blelloch" the
+# parallel (teaching / GPU-shaped) scan, both in scan_fast.py. "cuda" (mamba-ssm's kernel) is added by
+# minihymba.kernels, which is only imported on demand (see _register_optional) and only registers when the
+# kernel imports and CUDA is available. CONV_IMPLS is the same idea for the causal convolution.
 SCAN_IMPLS = {"ref": selective_scan_ref}
+CONV_IMPLS = {"ref": causal_conv1d}
+
+
+def _register_fast_scans() -> None:
+    from .scan_fast import selective_scan_blelloch, selective_scan_fused
+
+    SCAN_IMPLS["fused"] = selective_scan_fused
+    SCAN_IMPLS["blelloch"] = selective_scan_blelloch
+
+
+_register_fast_scans()
+
+
+def _register_optional(impl: str) -> None:
+    """Import minihymba.kernels (GPU kernels) the first time ``impl == "cuda"`` is asked for."""
+    if impl == "cuda" and impl not in SCAN_IMPLS:
+        from . import kernels
+
+        if not kernels.register():
+            raise RuntimeError(f"scan impl 'cuda' is unavailable: {kernels.unavailable_reason()}")
+
+
+def causal_conv1d_for(scan_impl: str) -> Callable[..., tuple[Tensor, Tensor]]:
+    """The convolution that goes with a scan impl: causal-conv1d's kernel with "cuda", else the reference."""
+    _register_optional(scan_impl)
+    return CONV_IMPLS.get(scan_impl, causal_conv1d)
 
 
 def selective_scan(
@@ -127,6 +166,7 @@ def selective_scan(
     impl: str = "ref",
 ) -> tuple[Tensor, Tensor]:
     """Run the scan implementation named ``impl`` (all share :func:`selective_scan_ref`'s contract)."""
+    _register_optional(impl)
     if impl not in SCAN_IMPLS:
         raise ValueError(f"unknown scan impl {impl!r}; available: {sorted(SCAN_IMPLS)}")
     return SCAN_IMPLS[impl](x, dt, A, B, C, D, z, h0)

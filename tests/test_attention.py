@@ -87,5 +87,5 @@ def test_bf16_inputs_keep_dtype():
 
 def test_unknown_impl():
     q, k, v = make_inputs()
-    with pytest.raises(ValueError, match="unknown attention impl 'flex'"):
-        attention(q, k, v, MASKS["full"](11), impl="flex")
+    with pytest.raises(ValueError, match="unknown attention impl 'nope'"):
+        attention(q, k, v, MASKS["full"](11), impl="nope")
