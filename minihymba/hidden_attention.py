@@ -1,0 +1,150 @@
+"""The SSM branch read as attention: the selective scan unrolled into an implicit (S x S) matrix per channel.
+
+Unrolling ``h_t = exp(dt_t A) h_{t-1} + dt_t B_t x_t`` from h_{-1} = 0 gives, for channel c (the method of
+"The Hidden Attention of Mamba Models", Ali, Zimerman & Wolf, 2024)::
+
+    y_t[c] = sum_{s <= t} alpha[c, t, s] * x_s[c]  +  D[c] * x_t[c]          then  y_t *= silu(z_t)
+
+    alpha[c, t, s] = sum_n  C_t[n] * exp( sum_{r=s+1..t} dt_r[c] * A[c, n] ) * dt_s[c] * B_s[n]
+
+so ``alpha[c]`` is a lower-triangular "attention" matrix that the scan applies without ever building it.
+Unlike softmax attention its rows need not be positive or sum to one.
+
+Stability: the decay exponent is a *segment sum* of dt*A. Subtracting two cumulative sums loses precision
+when they grow large, so the segments are summed directly (a cumulative sum over a masked (S, S) grid),
+in float64, with -inf above the diagonal so exp() gives exact zeros there. The matrix has I * S * S * N
+intermediate entries: meant for short inputs (a few hundred tokens of a small model).
+
+The SSM inputs are recomputed from a layer's own submodules (in_proj, conv1d, x_proj, dt_proj and the
+inner norms), exactly as ``HybridMixer.ssm`` does, with no padding and no cache.
+
+Shapes: S = M + T (meta tokens included, as the layer sees them); xc, dt, z, y (B, S, I); A (I, N);
+B, C (B, S, N); D (I,); alpha (B, I, S, S) [batch, channel, query t, key s]; averaged view (B, S, S).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .hybrid_block import HybridMixer, StepContext
+from .model import HymbaForCausalLM
+from .ssm import causal_conv1d
+
+__all__ = [
+    "SSMInputs",
+    "ssm_inputs",
+    "segment_sum",
+    "hidden_attention_matrix",
+    "ssm_output_from_attention",
+    "hidden_attention",
+    "ssm_branch_output",
+]
+
+
+@dataclass
+class SSMInputs:
+    """What a layer's selective scan reads: conv output xc, step dt, decay A, B, C, skip D, gate z."""
+
+    xc: Tensor  # (B, S, I)
+    dt: Tensor  # (B, S, I) float32, after softplus
+    A: Tensor  # (I, N) float32, negative
+    B: Tensor  # (B, S, N)
+    C: Tensor  # (B, S, N)
+    D: Tensor  # (I,) float32
+    z: Tensor  # (B, S, I)
+
+
+def _mixer_inputs(model: HymbaForCausalLM, input_ids: Tensor, layer: int) -> tuple[HybridMixer, Tensor]:
+    """The mixer of ``layer`` and the normalised input u (B, S, D) it sees (meta tokens included)."""
+    n = model.config.num_layers
+    if not 0 <= layer < n:
+        raise ValueError(f"layer {layer} is out of range [0, {n})")
+    out = model(input_ids, output_hidden_states=True)
+    block = model.model.layers[layer]
+    return block.mamba, block.input_layernorm(out.hidden_states[layer])  # hidden_states[i]: input of layer i
+
+
+@torch.no_grad()
+def ssm_inputs(model: HymbaForCausalLM, input_ids: Tensor, layer: int) -> SSMInputs:
+    """Recompute the SSM branch's inputs of ``layer`` for ``input_ids`` (B, T) (no padding, no cache)."""
+    mixer, u = _mixer_inputs(model, input_ids, layer)
+    cfg = mixer.config
+    parts = mixer.in_proj(u).split(mixer.split_sizes, dim=-1)
+    xs, z = parts[-2], parts[-1]  # (B, S, I) each: the last two blocks are always (x, z)
+    xc, _ = causal_conv1d(xs, mixer.conv1d.weight[:, 0, :], mixer.conv1d.bias)  # (B, S, I), SiLU applied
+    dt, B, C = mixer.x_proj[0](xc).split([cfg.dt_rank, cfg.ssm_state_size, cfg.ssm_state_size], dim=-1)
+    if cfg.inner_layernorms:
+        dt, B, C = mixer.dt_layernorm(dt), mixer.B_layernorm(B), mixer.C_layernorm(C)
+    dt = F.softplus(
+        F.linear(dt, mixer.dt_proj[0].weight).float() + mixer.dt_proj[0].bias.float()
+    )  # (B, S, I)
+    A = -torch.exp(mixer.A_log[0].float())  # (I, N)
+    return SSMInputs(xc, dt, A, B, C, mixer.D[0].float(), z)
+
+
+def segment_sum(a: Tensor) -> Tensor:
+    """seg[..., t, s] = sum_{r=s+1..t} a[..., r] for s <= t, and -inf for s > t.  (..., S) -> (..., S, S).
+
+    Summed directly over a masked grid (no difference of cumulative sums), so it stays accurate.
+    """
+    size = a.shape[-1]
+    grid = a[..., :, None].expand(*a.shape, size)  # (..., S_r, S_s): grid[r, s] = a[r]
+    strictly_after = torch.tril(torch.ones(size, size, dtype=torch.bool, device=a.device), diagonal=-1)
+    seg = torch.cumsum(grid.masked_fill(~strictly_after, 0.0), dim=-2)  # (..., S_t, S_s): sum over s < r <= t
+    causal = torch.tril(torch.ones(size, size, dtype=torch.bool, device=a.device))
+    return seg.masked_fill(~causal, float("-inf"))
+
+
+def hidden_attention_matrix(
+    dt: Tensor, A: Tensor, B: Tensor, C: Tensor, dtype: torch.dtype = torch.float64
+) -> Tensor:
+    """alpha (Bt, I, S, S) from dt (Bt, S, I), A (I, N), B and C (Bt, S, N); computed in ``dtype``."""
+    dt, A, B, C = dt.to(dtype), A.to(dtype), B.to(dtype), C.to(dtype)
+    dtA = dt.transpose(1, 2)[..., None] * A[None, :, None, :]  # (Bt, I, S, N)
+    decay = torch.exp(segment_sum(dtA.transpose(-1, -2)))  # (Bt, I, N, S_t, S_s), zero above the diagonal
+    drive = dt.transpose(1, 2)[:, :, None, :] * B.transpose(1, 2)[:, None, :, :]  # (Bt, I, N, S_s): dt_s B_s
+    return torch.einsum("btn,bints,bins->bits", C, decay, drive)  # (Bt, I, S_t, S_s)
+
+
+def ssm_output_from_attention(alpha: Tensor, xc: Tensor, D: Tensor, z: Tensor | None = None) -> Tensor:
+    """y (Bt, S, I) = (alpha @ x per channel + D * x) * silu(z), in float32 (the scan's output dtype)."""
+    x = xc.to(alpha.dtype)
+    mixed = torch.einsum("bits,bsi->bti", alpha, x)  # (Bt, S, I)
+    y = (mixed + D.to(alpha.dtype) * x).float()
+    if z is not None:
+        y = y * F.silu(z.float())
+    return y.to(xc.dtype)
+
+
+@torch.no_grad()
+def hidden_attention(
+    model: HymbaForCausalLM,
+    input_ids: Tensor,
+    layer: int,
+    *,
+    average: bool = False,
+    dtype: torch.dtype = torch.float64,
+) -> Tensor:
+    """The hidden attention of ``layer``'s SSM branch for ``input_ids`` (B, T).
+
+    Returns alpha (B, I, S, S), or with ``average`` the mean over channels (B, S, S) -- a per-layer view
+    for plots. S = M + T: rows and columns 0..M-1 are the meta tokens.
+    """
+    inp = ssm_inputs(model, input_ids, layer)
+    alpha = hidden_attention_matrix(inp.dt, inp.A, inp.B, inp.C, dtype)  # (B, I, S, S)
+    return alpha.mean(dim=1) if average else alpha
+
+
+@torch.no_grad()
+def ssm_branch_output(model: HymbaForCausalLM, input_ids: Tensor, layer: int) -> Tensor:
+    """The SSM branch output y (B, S, I) of ``layer``, computed by the layer itself (``HybridMixer.ssm``)."""
+    mixer, u = _mixer_inputs(model, input_ids, layer)
+    parts = mixer.in_proj(u).split(mixer.split_sizes, dim=-1)
+    b, s = u.shape[:2]
+    positions = torch.arange(s, device=u.device).expand(b, s)  # (B, S)
+    ctx = StepContext(model.config, positions, None, None, None, scan_impl="ref")
+    return mixer.ssm(parts[-2], parts[-1], ctx)

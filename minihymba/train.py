@@ -1,0 +1,295 @@
+"""A small, readable training loop for synthetic tasks (``minihymba.tasks``), and its command line.
+
+    for step in range(start, steps):
+        ids, targets = task(batch, seed=(seed, step))        a fresh batch that depends only on the step
+        loss = cross_entropy(model(ids).logits, targets)      scored positions only (targets != -100)
+        loss.backward(); clip_grad_norm_(clip)
+        lr = warmup_then_cosine(step); AdamW.step()
+
+Every ``eval_every`` steps the model is scored on held-out batches (a disjoint seed stream) and every
+``save_every`` steps (and at the end) it is written to ``out`` in the hub format with
+:func:`minihymba.save_pretrained` -- so :func:`minihymba.load_pretrained` reads it -- next to
+``optimizer.safetensors`` (AdamW moments) and ``trainer_state.json`` (step, settings, history). ``resume``
+continues from there and gives the same weights as an uninterrupted run.
+
+CPU training uses the dense-mask attention path (FlexAttention has no CPU backward) and the reference scan.
+Runs are deterministic on CPU for a fixed seed and thread count.
+
+Command line::
+
+    python -m minihymba.train --task mqar --steps 600 --seed 0 --out runs/mqar
+
+Shapes: B batch, T task length, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from .config import HymbaConfig
+from .loading import load_pretrained, save_pretrained
+from .model import HymbaForCausalLM
+from .tasks import accuracy, make_task
+
+__all__ = ["TrainConfig", "tiny_model_config", "lr_at", "task_batch", "evaluate", "train", "main"]
+
+_EVAL_SEED_OFFSET = 1_000_000_007  # eval batches come from a seed stream training never touches
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on (saved in ``trainer_state.json``)."""
+
+    task: str = "mqar"
+    task_kwargs: dict[str, Any] = field(default_factory=lambda: {"num_pairs": 4, "vocab_size": 32})
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
+    warmup_steps: int = 30
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    eval_every: int = 100
+    eval_batches: int = 4
+    save_every: int = 0  # 0: only at the end
+    seed: int = 0
+    threads: int = 1
+    # model size (see tiny_model_config)
+    hidden_size: int = 64
+    num_layers: int = 4
+    num_meta_tokens: int = 8
+    sliding_window: int = 8
+
+
+def tiny_model_config(tc: TrainConfig) -> HymbaConfig:
+    """A small Hymba with every layer kind: layer 2 global, layers 0-1 a sliding-window KV group.
+
+    The vocabulary comes from the task (``task_kwargs['vocab_size']``, default 64).
+    """
+    vocab = int(tc.task_kwargs.get("vocab_size", 64))
+    last = tc.num_layers - 1
+    return HymbaConfig(
+        vocab_size=vocab, hidden_size=tc.hidden_size, num_layers=tc.num_layers, num_heads=4, num_kv_heads=2,
+        intermediate_size=2 * tc.hidden_size, ssm_state_size=8, dt_rank=8,
+        num_meta_tokens=tc.num_meta_tokens, sliding_window=tc.sliding_window,
+        global_layers=(min(2, last),), kv_share_groups=((0, 1),) if tc.num_layers >= 3 else (),
+        max_position_embeddings=512, orig_max_position_embeddings=128, torch_dtype="float32",
+    )  # fmt: skip
+
+
+def lr_at(step: int, tc: TrainConfig) -> float:
+    """Linear warmup to ``lr`` over ``warmup_steps``, then a cosine down to ``lr * min_lr_ratio``."""
+    if step < tc.warmup_steps:
+        return tc.lr * (step + 1) / tc.warmup_steps
+    span = max(1, tc.steps - tc.warmup_steps)
+    progress = min(1.0, (step - tc.warmup_steps) / span)
+    floor = tc.lr * tc.min_lr_ratio
+    return floor + (tc.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def task_batch(tc: TrainConfig, step: int, eval: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch of ``step``: a pure function of (seed, step), so resumed runs see the same data."""
+    seed = tc.seed * 100_003 + step + (_EVAL_SEED_OFFSET if eval else 0)
+    return make_task(tc.task, tc.batch_size, seed, **tc.task_kwargs)  # (B, T), (B, T)
+
+
+def _loss(
+    model: HymbaForCausalLM, ids: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = model(ids).logits  # (B, T, V) float32
+    return F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100), logits
+
+
+@torch.no_grad()
+def evaluate(model: HymbaForCausalLM, tc: TrainConfig, batches: int | None = None) -> dict[str, float]:
+    """Mean loss and accuracy over ``batches`` held-out batches (eval seed stream)."""
+    was_training = model.training
+    model.eval()
+    losses, accs = [], []
+    for i in range(tc.eval_batches if batches is None else batches):
+        ids, targets = task_batch(tc, i, eval=True)
+        loss, logits = _loss(model, ids, targets)
+        losses.append(loss.item())
+        accs.append(accuracy(logits, targets))
+    model.train(was_training)
+    return {"loss": sum(losses) / len(losses), "accuracy": sum(accs) / len(accs)}
+
+
+# ---------------------------------------------------------------- checkpoints
+def _save(
+    model: HymbaForCausalLM,
+    opt: torch.optim.AdamW,
+    tc: TrainConfig,
+    step: int,
+    history: list,
+    out: Path,
+    final: dict | None = None,
+) -> None:
+    """Weights (hub format), AdamW moments (safetensors) and ``trainer_state.json`` into ``out``."""
+    save_pretrained(model, out)
+    names = {id(p): n for n, p in model.named_parameters()}
+    moments = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            state = opt.state.get(p)
+            if state:
+                name = names[id(p)]
+                moments[f"{name}.exp_avg"] = state["exp_avg"].contiguous()
+                moments[f"{name}.exp_avg_sq"] = state["exp_avg_sq"].contiguous()
+                moments[f"{name}.step"] = torch.as_tensor(state["step"], dtype=torch.float32).reshape(1)
+    save_file(moments, str(out / "optimizer.safetensors"))
+    state = {"step": step, "train_config": asdict(tc), "history": history}
+    if final is not None:  # the end of a run: its held-out score and wall time
+        state["final_eval"], state["seconds"] = final["eval"], round(final["seconds"], 1)
+    (out / "trainer_state.json").write_text(json.dumps(state, indent=2))
+
+
+def _restore_optimizer(model: HymbaForCausalLM, opt: torch.optim.AdamW, path: Path) -> None:
+    moments = load_file(str(path))
+    for name, p in model.named_parameters():
+        if f"{name}.exp_avg" in moments:
+            opt.state[p] = {
+                "step": moments[f"{name}.step"].reshape(()).clone(),
+                "exp_avg": moments[f"{name}.exp_avg"].clone(),
+                "exp_avg_sq": moments[f"{name}.exp_avg_sq"].clone(),
+            }
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    """A tqdm bar (imported lazily; absent or disabled -> None)."""
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True)
+
+
+# ---------------------------------------------------------------- the loop
+def train(
+    tc: TrainConfig,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    until: int | None = None,
+    progress: bool = True,
+) -> tuple[HymbaForCausalLM, dict[str, Any]]:
+    """Train a tiny Hymba on ``tc.task``; returns the model and ``{"history", "eval", "seconds"}``.
+
+    ``out``: directory for checkpoints (None: keep nothing on disk). ``resume``: continue from the
+    checkpoint in ``out`` (its step, weights and AdamW moments; the settings in ``tc`` are used as given).
+    ``until``: stop after this step (and save), as if interrupted; the schedule still spans ``tc.steps``.
+    """
+    if tc.steps <= 0:
+        raise ValueError(f"steps must be positive, got {tc.steps}")
+    out = None if out is None else Path(out)
+    threads_before, deterministic_before = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+    )
+    torch.set_num_threads(tc.threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _train(tc, out, resume, tc.steps if until is None else min(until, tc.steps), progress)
+    finally:
+        torch.set_num_threads(threads_before)
+        torch.use_deterministic_algorithms(deterministic_before)
+
+
+def _train(tc: TrainConfig, out: Path | None, resume: bool, stop: int, progress: bool):
+    torch.manual_seed(tc.seed)
+    start, history = 0, []
+    if resume:
+        if out is None or not (out / "trainer_state.json").is_file():
+            raise FileNotFoundError(f"nothing to resume: no trainer_state.json in {out}")
+        state = json.loads((out / "trainer_state.json").read_text())
+        start, history = int(state["step"]), list(state["history"])
+        model = load_pretrained(out)
+    else:
+        model = HymbaForCausalLM(tiny_model_config(tc))
+        model.reset_parameters(seed=tc.seed)
+    model.attn_impl, model.scan_impl = "sdpa", "ref"  # dense masks + the reference scan: CPU backward
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "memory_tokens" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "memory_tokens" not in n)]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=tc.lr, betas=(0.9, 0.98), foreach=False,
+    )  # fmt: skip
+    if resume:
+        _restore_optimizer(model, opt, out / "optimizer.safetensors")
+
+    bar = _progress(tc.steps, start, progress)
+    began = time.perf_counter()
+    for step in range(start, stop):
+        ids, targets = task_batch(tc, step)  # (B, T), (B, T)
+        loss, _ = _loss(model, ids, targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, tc)
+        opt.step()
+        record = {"step": step + 1, "loss": loss.item()}
+        if tc.eval_every and (step + 1) % tc.eval_every == 0:
+            record.update({f"eval_{k}": v for k, v in evaluate(model, tc).items()})
+        history.append(record)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k != "step"})
+        if out is not None and tc.save_every and (step + 1) % tc.save_every == 0 and step + 1 < stop:
+            _save(model, opt, tc, step + 1, history, out)
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - began
+    final = evaluate(model, tc)
+    if out is not None:
+        _save(model, opt, tc, stop, history, out, {"eval": final, "seconds": seconds})
+    model.eval()
+    return model, {"history": history, "eval": final, "seconds": seconds}
+
+
+# ---------------------------------------------------------------- command line
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m minihymba.train", description="Train a tiny Hymba on a synthetic task."
+    )
+    defaults = TrainConfig()
+    p.add_argument("--task", default=defaults.task, help="mqar, recall, copy or needle")
+    p.add_argument("--task-kwargs", default=json.dumps(defaults.task_kwargs),
+                   help="JSON dict of task generator arguments")  # fmt: skip
+    for f in fields(TrainConfig):
+        if f.name in ("task", "task_kwargs"):
+            continue
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
+                       default=getattr(defaults, f.name))  # fmt: skip
+    p.add_argument("--out", default=None, help="checkpoint directory (hub format)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--until", type=int, default=None, help="stop (and save) after this step")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = _parser().parse_args(argv)
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "task_kwargs"}
+    tc = TrainConfig(**values, task_kwargs=json.loads(args.task_kwargs))
+    _, result = train(tc, args.out, resume=args.resume, until=args.until, progress=not args.no_progress)
+    summary = {"steps": tc.steps, "seed": tc.seed, "seconds": round(result["seconds"], 1), **result["eval"]}
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
