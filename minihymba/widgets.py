@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import ipywidgets as w
 import torch
+from IPython.core.interactiveshell import InteractiveShell
 from IPython.display import display
 from matplotlib.figure import Figure
 
@@ -32,8 +33,11 @@ def explorer(draw: Callable[..., Figure], controls: dict[str, w.ValueWidget], sh
 
     def redraw(_change=None) -> Figure:
         fig = draw(**{name: c.value for name, c in controls.items()})
-        out.clear_output(wait=True)
-        out.append_display_data(fig)
+        # Replace the Output's content in one assignment: ``clear_output(wait=True)`` followed by
+        # ``append_display_data`` does not work from a callback (the deferred clear waits for a kernel
+        # message that never comes, and JupyterLab piles up one figure per redraw; tests/browser checks it).
+        data, metadata = InteractiveShell.instance().display_formatter.format(fig)
+        out.outputs = ({"output_type": "display_data", "data": data, "metadata": metadata},)
         return fig
 
     for control in controls.values():
