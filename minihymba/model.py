@@ -184,7 +184,7 @@ class HymbaForCausalLM(nn.Module):
                     module.bias.zero_()
             elif isinstance(module, RMSNorm) and not module.weight.is_meta:
                 module.weight.fill_(1.0)
-            if isinstance(module, HybridMixer) and not module.A_log[0].is_meta:
+            if isinstance(module, HybridMixer) and hasattr(module, "A_log") and not module.A_log[0].is_meta:
                 n = self.config.ssm_state_size
                 module.A_log[0].copy_(
                     torch.log(torch.arange(1, n + 1, dtype=torch.float32)).expand_as(module.A_log[0])

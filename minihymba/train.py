@@ -98,9 +98,16 @@ def lr_at(step: int, tc: TrainConfig) -> float:
 
 
 def task_batch(tc: TrainConfig, step: int, eval: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch of ``step``: a pure function of (seed, step), so resumed runs see the same data."""
+    """The batch of ``step``: a pure function of (seed, step), so resumed runs see the same data.
+
+    A list ``task_kwargs["seq_len"]`` trains on mixed lengths: batch ``step`` has length
+    ``seq_len[step % len(seq_len)]``.
+    """
     seed = tc.seed * 100_003 + step + (_EVAL_SEED_OFFSET if eval else 0)
-    return make_task(tc.task, tc.batch_size, seed, **tc.task_kwargs)  # (B, T), (B, T)
+    kwargs = dict(tc.task_kwargs)
+    if isinstance(kwargs.get("seq_len"), (list, tuple)):
+        kwargs["seq_len"] = kwargs["seq_len"][step % len(kwargs["seq_len"])]
+    return make_task(tc.task, tc.batch_size, seed, **kwargs)  # (B, T), (B, T)
 
 
 def _loss(
@@ -184,15 +191,20 @@ def train(
     resume: bool = False,
     until: int | None = None,
     progress: bool = True,
+    model: HymbaForCausalLM | None = None,
 ) -> tuple[HymbaForCausalLM, dict[str, Any]]:
     """Train a tiny Hymba on ``tc.task``; returns the model and ``{"history", "eval", "seconds"}``.
 
     ``out``: directory for checkpoints (None: keep nothing on disk). ``resume``: continue from the
     checkpoint in ``out`` (its step, weights and AdamW moments; the settings in ``tc`` are used as given).
     ``until``: stop after this step (and save), as if interrupted; the schedule still spans ``tc.steps``.
+    ``model``: train this (initialised) model in place instead of a fresh ``tiny_model_config(tc)`` one;
+    the model-size fields of ``tc`` are then ignored (used by :mod:`minihymba.ablation`).
     """
     if tc.steps <= 0:
         raise ValueError(f"steps must be positive, got {tc.steps}")
+    if model is not None and resume:
+        raise ValueError("give either model= or resume=True, not both")
     out = None if out is None else Path(out)
     threads_before, deterministic_before = (
         torch.get_num_threads(),
@@ -201,13 +213,15 @@ def train(
     torch.set_num_threads(tc.threads)
     torch.use_deterministic_algorithms(True)
     try:
-        return _train(tc, out, resume, tc.steps if until is None else min(until, tc.steps), progress)
+        return _train(tc, out, resume, tc.steps if until is None else min(until, tc.steps), progress, model)
     finally:
         torch.set_num_threads(threads_before)
         torch.use_deterministic_algorithms(deterministic_before)
 
 
-def _train(tc: TrainConfig, out: Path | None, resume: bool, stop: int, progress: bool):
+def _train(
+    tc: TrainConfig, out: Path | None, resume: bool, stop: int, progress: bool, model: HymbaForCausalLM | None
+):
     torch.manual_seed(tc.seed)
     start, history = 0, []
     if resume:
@@ -216,7 +230,7 @@ def _train(tc: TrainConfig, out: Path | None, resume: bool, stop: int, progress:
         state = json.loads((out / "trainer_state.json").read_text())
         start, history = int(state["step"]), list(state["history"])
         model = load_pretrained(out)
-    else:
+    elif model is None:
         model = HymbaForCausalLM(tiny_model_config(tc))
         model.reset_parameters(seed=tc.seed)
     model.attn_impl, model.scan_impl = "sdpa", "ref"  # dense masks + the reference scan: CPU backward

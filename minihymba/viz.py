@@ -34,6 +34,7 @@ __all__ = [
     "plot_branch_norms",
     "plot_cache_memory",
     "plot_step_errors",
+    "plot_ablation",
 ]
 
 DPI = 72  # modest: keeps the PNGs (and the executed notebooks that embed them) small
@@ -304,5 +305,30 @@ def plot_step_errors(errors: Mapping[str, Sequence[float]], title: str = "decode
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ablation(
+    records: Sequence[Mapping], title: str = "toy ablation: accuracy vs sequence length"
+) -> Figure:
+    """Accuracy against evaluation length, one colour per architecture; solid with meta tokens, dashed
+    without. ``records`` as returned by :func:`minihymba.ablation.run_ablation`."""
+    fig = Figure(figsize=(7.0, 3.4))
+    ax = fig.add_subplot()
+    colors = {"parallel": _GLOBAL, "sequential": _META, "attention": _SWA, "ssm": "#666666"}
+    for r in records:
+        lengths = [int(k) for k in r["accuracy"]]
+        meta = r["meta_tokens"] > 0
+        ax.plot(lengths, list(r["accuracy"].values()), marker="o" if meta else "s", ms=4,
+                ls="-" if meta else "--", color=colors.get(r["architecture"], "black"),
+                label=f"{r['architecture']}{'' if meta else ', no meta'}")  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("sequence length (tokens)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig

@@ -1,0 +1,111 @@
+"""The ablation lab: single-branch layers are the hybrid layer with one branch removed, parameter counts
+match across architectures, and a (very short) ablation run is deterministic and well-formed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from minihymba.ablation import (
+    ARCHITECTURES,
+    AblationSetting,
+    LabConfig,
+    LabModel,
+    SingleBranchMixer,
+    build_model,
+    count_parameters,
+    lab_config,
+    layer_kinds,
+    matched_config,
+    run_ablation,
+)
+
+LAB = LabConfig(vocab_size=16, num_layers=4, num_meta_tokens=2, sliding_window=4, global_layer=2)
+
+
+def test_layer_kinds():
+    assert layer_kinds("parallel", 4) == ("hybrid",) * 4
+    assert layer_kinds("sequential", 4) == ("attention", "ssm", "attention", "ssm")
+    assert layer_kinds("attention", 3) == ("attention",) * 3
+    assert layer_kinds("ssm", 2) == ("ssm", "ssm")
+    with pytest.raises(ValueError, match="unknown architecture"):
+        layer_kinds("transformer", 4)
+
+
+def test_single_branch_layers_keep_only_their_parameters():
+    config = lab_config(LAB, 32, meta=True)
+    keys = {a: set(build_model(a, config).state_dict()) for a in ARCHITECTURES}
+    assert "model.layers.0.mamba.A_log.0" not in keys["attention"]
+    assert "model.layers.0.mamba.pre_avg_layernorm2.weight" not in keys["attention"]
+    assert "model.layers.0.mamba.pre_avg_layernorm1.weight" not in keys["ssm"]
+    assert (
+        "model.layers.0.mamba.A_log.0" in keys["ssm"] and "model.layers.0.mamba.A_log.0" in keys["parallel"]
+    )
+    assert "model.layers.1.mamba.A_log.0" in keys["sequential"]  # layer 1 is an SSM layer
+    assert "model.layers.0.mamba.A_log.0" not in keys["sequential"]  # layer 0 is an attention layer
+    attn = build_model("attention", config).model.layers[0].mamba
+    q, k, v = config.in_proj_sizes(0)[:3]
+    assert attn.in_proj.weight.shape == (q + k + v, config.hidden_size)
+
+
+@pytest.mark.parametrize("branch", ["attention", "ssm"])
+def test_single_branch_mixer_is_the_hybrid_without_the_other_branch(branch):
+    """Zero the other branch's RMSNorm gain and double this one's: the hybrid's (n1(a) + n2(y)) / 2 becomes
+    this branch alone. The single-branch mixer with the same weights must give exactly that."""
+    config = lab_config(LAB, 32, meta=True)
+    torch.manual_seed(0)
+    hybrid = build_model("parallel", config, seed=1).eval()
+    single = build_model("attention" if branch == "attention" else "ssm", config, seed=2).eval()
+    with torch.no_grad():
+        for h_layer, s_layer in zip(hybrid.model.layers, single.model.layers, strict=True):
+            keep, drop = ("pre_avg_layernorm1", "pre_avg_layernorm2")[:: 1 if branch == "attention" else -1]
+            getattr(h_layer.mamba, drop).weight.zero_()
+            getattr(h_layer.mamba, keep).weight.mul_(2.0)
+            rows = h_layer.mamba.in_proj.weight.split(h_layer.mamba.split_sizes)  # q, k, v, x, z
+            s_layer.mamba.in_proj.weight.copy_(torch.cat(rows[:3] if branch == "attention" else rows[3:]))
+            for name, p in s_layer.state_dict().items():
+                if "in_proj" not in name:
+                    p.copy_(h_layer.state_dict()[name] / (2.0 if name.endswith(f"{keep}.weight") else 1.0))
+        single.model.embed_tokens.weight.copy_(hybrid.model.embed_tokens.weight)
+        single.model.memory_tokens.copy_(hybrid.model.memory_tokens)
+        single.model.final_layernorm.weight.copy_(hybrid.model.final_layernorm.weight)
+        ids = torch.randint(0, LAB.vocab_size, (2, 11), generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(single(ids).logits, hybrid(ids).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_matched_configs_have_equal_parameter_counts():
+    budget = count_parameters("parallel", lab_config(LAB, 48, meta=False))
+    counts = {}
+    for architecture in ARCHITECTURES:
+        config = matched_config(architecture, LAB, budget, meta=False)
+        counts[architecture] = count_parameters(architecture, config)
+        assert abs(counts[architecture] - budget) <= 0.01 * budget, (
+            architecture,
+            counts[architecture],
+            budget,
+        )
+    assert counts["parallel"] == budget
+    assert len({matched_config(a, LAB, budget, meta=False).hidden_size for a in ARCHITECTURES}) > 1
+    with pytest.raises(ValueError, match="at most"):
+        matched_config("attention", LAB, 10, meta=False)
+
+
+def test_global_layer_must_attend():
+    config = lab_config(LAB, 32, meta=True).replace(global_layers=(1,))
+    with pytest.raises(ValueError, match="no attention"):
+        LabModel(config, "sequential")  # layer 1 of a sequential stack is SSM-only
+    with pytest.raises(ValueError, match="branch"):
+        SingleBranchMixer(config, 0, "mlp")
+
+
+def test_a_short_ablation_is_deterministic():
+    setting = AblationSetting(task="mqar", task_kwargs={"num_pairs": 2, "vocab_size": 16},
+                              train_lengths=(10, 14), eval_lengths=(10, 14), steps=3, batch_size=4,
+                              eval_examples=8, reference_width=16)  # fmt: skip
+    first = run_ablation(setting, LAB, architectures=("parallel", "ssm"), log=None)
+    again = run_ablation(setting, LAB, architectures=("parallel", "ssm"), log=None)
+    assert [r["architecture"] for r in first] == ["parallel", "parallel", "ssm", "ssm"]
+    assert [r["meta_tokens"] for r in first] == [2, 0, 2, 0]
+    for a, b in zip(first, again, strict=True):
+        assert a["accuracy"] == b["accuracy"] and a["final_loss"] == b["final_loss"]
+        assert set(a["accuracy"]) == {"10", "14"} and all(0.0 <= v <= 1.0 for v in a["accuracy"].values())
