@@ -26,7 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["selective_scan_fused", "selective_scan_materialized", "selective_scan_blelloch"]
+__all__ = [
+    "selective_scan_fused",
+    "ScanWithBackward",
+    "selective_scan_materialized",
+    "selective_scan_blelloch",
+]
 
 
 def _finish(
@@ -64,12 +69,19 @@ def selective_scan_fused(
     ``y_t = h @ C_t``. Returns what :func:`~minihymba.ssm.selective_scan_ref` returns.
 
     ``out=`` and in-place ops are invisible to autograd, so when a gradient is needed (grad mode on and an
-    input requires grad) this runs the reference loop instead: the fused loop is an inference path.
+    input requires grad) the scan runs as :class:`ScanWithBackward` instead: the same recurrence with every
+    state kept, and a hand-written backward pass (a second scan, run backwards in time). That is the
+    training path; with ``return_all_states`` it falls back to the reference loop.
     """
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, dt, A, B, C, D, z, h0)):
-        from .ssm import selective_scan_ref
+        if return_all_states:
+            from .ssm import selective_scan_ref
 
-        return selective_scan_ref(x, dt, A, B, C, D, z, h0, return_all_states)
+            return selective_scan_ref(x, dt, A, B, C, D, z, h0, return_all_states)
+        x32 = x.float()
+        h_init = x32.new_zeros(x.shape[0], x.shape[2], A.shape[-1]) if h0 is None else h0.float()
+        y, h = ScanWithBackward.apply(x32, dt.float(), A.float(), B.float(), C.float(), h_init)
+        return _finish(y, x32, D, z, x.dtype), h
     bt, length, width = x.shape
     n = A.shape[-1]
     x32, dt32, A32 = x.float(), dt.float(), A.float().contiguous()
@@ -93,6 +105,55 @@ def selective_scan_fused(
             states[:, t] = h
     y = _finish(ys.squeeze(-1).transpose(0, 1), x32, D, z, x.dtype)  # (Bt, L, I)
     return (y, h) if states is None else (y, h, states)
+
+
+class ScanWithBackward(torch.autograd.Function):
+    """The scan core ``y_t = C_t . h_t`` with ``h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t``, differentiable.
+
+    Forward: discretise all steps at once (time-major (L, Bt, I, N) tensors: fine at training sizes), then
+    one fused ``addcmul`` per step. Backward, with g_t = dLoss/dh_t (everything h_t influences)::
+
+        g_t = gy_t C_t  +  exp(dt_{t+1} A) g_{t+1}          one reverse-time scan; g_L = grad of h_last
+        dL/dC_t = gy_t . h_t       dL/d(dt x)_t = g_t . B_t       dL/dB_t = (dt x)_t . g_t
+        dL/d(dt_t A) = g_t * h_{t-1} * exp(dt_t A)   ->  dL/ddt_t (summed over n), dL/dA (summed over b, t)
+
+    Inputs: x, dt (Bt, L, I); A (I, N); B, C (Bt, L, N); h0 (Bt, I, N), all float32 (or float64).
+    Returns y (Bt, L, I) (before the D skip and the gate) and h_last (Bt, I, N).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, h0: Tensor):
+        x_t, dt_t, B_t = x.transpose(0, 1), dt.transpose(0, 1), B.transpose(0, 1)  # time-major views
+        decay = torch.exp(dt_t[..., None] * A)  # (L, Bt, I, N)
+        drive = (dt_t * x_t)[..., None] * B_t[:, :, None, :]  # (L, Bt, I, N)
+        states = torch.empty_like(decay)  # h_0 .. h_{L-1}
+        prev = h0
+        for t in range(x.shape[1]):
+            torch.addcmul(drive[t], decay[t], prev, out=states[t])  # h_t = exp(dt A) h_{t-1} + dt x B
+            prev = states[t]
+        y = (states * C.transpose(0, 1)[:, :, None, :]).sum(-1)  # (L, Bt, I); N is tiny: no matmul
+        ctx.save_for_backward(x, dt, A, B, C, h0, decay, states)
+        return y.transpose(0, 1), prev.clone()
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor | None, grad_h: Tensor | None):
+        x, dt, A, B, C, h0, decay, states = ctx.saved_tensors
+        x_t, dt_t, B_t, C_t = x.transpose(0, 1), dt.transpose(0, 1), B.transpose(0, 1), C.transpose(0, 1)
+        gy_t = torch.zeros_like(x_t) if grad_y is None else grad_y.transpose(0, 1)  # (L, Bt, I)
+        grad_states = torch.empty_like(states)  # (L, Bt, I, N): g_t
+        carry = torch.zeros_like(h0) if grad_h is None else grad_h.clone()  # exp(dt_{t+1} A) g_{t+1}
+        for t in reversed(range(x.shape[1])):
+            torch.addcmul(carry, gy_t[t][..., None], C_t[t][:, None, :], out=grad_states[t])
+            torch.mul(grad_states[t], decay[t], out=carry)
+        previous = torch.cat([h0[None], states[:-1]])  # (L, Bt, I, N): h_{t-1}
+        g_exponent = grad_states * previous * decay  # dL/d(dt_t A)
+        g_du = (grad_states * B_t[:, :, None, :]).sum(-1)  # (L, Bt, I): dL/d(dt x)
+        g_dt = (g_exponent * A).sum(-1) + g_du * x_t
+        g_A = (g_exponent * dt_t[..., None]).sum((0, 1))  # (I, N)
+        g_B = (grad_states * (dt_t * x_t)[..., None]).sum(2)  # (L, Bt, N)
+        g_C = (states * gy_t[..., None]).sum(2)  # (L, Bt, N)
+        tm = lambda t: t.transpose(0, 1)  # noqa: E731  time-major -> batch-major
+        return tm(g_du * dt_t), tm(g_dt), g_A, tm(g_B), tm(g_C), carry
 
 
 def selective_scan_materialized(
