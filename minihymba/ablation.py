@@ -26,8 +26,11 @@ Shapes: u (B, S, D); q/k/v, xs, z as in :mod:`minihymba.hybrid_block`; a, y (B, 
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -55,6 +58,8 @@ __all__ = [
     "accuracy_by_length",
     "run_one",
     "run_ablation",
+    "SETTINGS",
+    "main",
 ]
 
 ARCHITECTURES = {
@@ -199,6 +204,14 @@ class AblationSetting:
     eval_examples: int = 256  # held-out examples per evaluation length
     reference_width: int = 64  # the parallel hybrid at this width sets the parameter budget
     seed: int = 0
+    lab: LabConfig = LabConfig(vocab_size=32)  # depth, meta tokens, window, global layer; vocab = the task's
+
+    def __post_init__(self) -> None:
+        if self.lab.vocab_size != self.task_kwargs.get("vocab_size", 64):
+            raise ValueError(
+                f"lab.vocab_size ({self.lab.vocab_size}) must equal the task's vocab_size "
+                f"({self.task_kwargs.get('vocab_size', 64)})"
+            )
 
 
 def train_config(setting: AblationSetting) -> TrainConfig:
@@ -222,12 +235,14 @@ def accuracy_by_length(model: HymbaForCausalLM, setting: AblationSetting) -> dic
     return scores
 
 
-def run_one(architecture: str, meta: bool, setting: AblationSetting, lab: LabConfig) -> dict[str, Any]:
+def run_one(architecture: str, meta: bool, setting: AblationSetting) -> dict[str, Any]:
     """Build the parameter-matched model, train it, score it; a JSON-ready record."""
+    lab = setting.lab
     budget = count_parameters("parallel", lab_config(lab, setting.reference_width, meta=False))
     config = matched_config(architecture, lab, budget, meta)
     model = build_model(architecture, config, seed=setting.seed)
     model, result = train(train_config(setting), progress=False, model=model)
+    last = result["history"][-20:]
     return {
         "architecture": architecture,
         "meta_tokens": config.num_meta_tokens,
@@ -235,14 +250,13 @@ def run_one(architecture: str, meta: bool, setting: AblationSetting, lab: LabCon
         "intermediate_size": config.intermediate_size,
         "parameters": model.num_parameters(),
         "train_seconds": round(result["seconds"], 1),
-        "final_loss": round(sum(r["loss"] for r in result["history"][-20:]) / min(20, setting.steps), 4),
+        "final_loss": round(sum(r["loss"] for r in last) / len(last), 4),
         "accuracy": {str(k): round(v, 4) for k, v in accuracy_by_length(model, setting).items()},
     }
 
 
 def run_ablation(
     setting: AblationSetting,
-    lab: LabConfig,
     architectures: tuple[str, ...] = tuple(ARCHITECTURES),
     meta_options: tuple[bool, ...] = (True, False),
     log: Callable[[str], None] | None = print,
@@ -251,10 +265,51 @@ def run_ablation(
     records = []
     for architecture in architectures:
         for meta in meta_options:
-            record = run_one(architecture, meta, setting, lab)
+            record = run_one(architecture, meta, setting)
             records.append(record)
             if log is not None:
                 accs = " ".join(f"T={k}: {v:.2f}" for k, v in record["accuracy"].items())
                 log(f"{architecture:>10} meta={record['meta_tokens']:<2} params={record['parameters']:,} "
                     f"{record['train_seconds']:.0f} s  {accs}")  # fmt: skip
     return records
+
+
+# MQAR with 4 stored pairs, each asked once, at two lengths (filler between the pairs and the questions).
+_MQAR = {"num_pairs": 4, "vocab_size": 32}
+SETTINGS = {
+    # the committed notebook: minutes of CPU per model (python -m minihymba.ablation --setting full)
+    "full": AblationSetting(
+        task="mqar", task_kwargs=_MQAR, train_lengths=(24, 48), eval_lengths=(24, 48), steps=2000
+    ),  # fmt: skip
+    # what CI runs: the same pipeline in seconds; its numbers mean nothing
+    "fast": AblationSetting(
+        task="mqar",
+        task_kwargs=_MQAR,
+        train_lengths=(24, 48),
+        eval_lengths=(24, 48),
+        steps=8,
+        batch_size=8,
+        eval_examples=32,
+    ),  # fmt: skip
+}
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """``python -m minihymba.ablation --setting full --json results.json``: run and save the records."""
+    parser = argparse.ArgumentParser(prog="python -m minihymba.ablation", description=__doc__.split("\n")[0])
+    parser.add_argument("--setting", choices=sorted(SETTINGS), default="fast")
+    parser.add_argument("--json", default=None, help="write {setting, records} here")
+    parser.add_argument("--architectures", default=",".join(ARCHITECTURES), help="comma-separated subset")
+    args = parser.parse_args(argv)
+    setting = SETTINGS[args.setting]
+    records = run_ablation(setting, tuple(args.architectures.split(",")))
+    if args.json:
+        payload = {"setting": args.setting, "config": asdict(setting), "torch": torch.__version__,
+                   "records": records}  # fmt: skip
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(payload, indent=1) + "\n")
+    return records
+
+
+if __name__ == "__main__":
+    main()

@@ -3,11 +3,14 @@ match across architectures, and a (very short) ablation run is deterministic and
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from minihymba.ablation import (
     ARCHITECTURES,
+    SETTINGS,
     AblationSetting,
     LabConfig,
     LabModel,
@@ -16,6 +19,7 @@ from minihymba.ablation import (
     count_parameters,
     lab_config,
     layer_kinds,
+    main,
     matched_config,
     run_ablation,
 )
@@ -101,11 +105,23 @@ def test_global_layer_must_attend():
 def test_a_short_ablation_is_deterministic():
     setting = AblationSetting(task="mqar", task_kwargs={"num_pairs": 2, "vocab_size": 16},
                               train_lengths=(10, 14), eval_lengths=(10, 14), steps=3, batch_size=4,
-                              eval_examples=8, reference_width=16)  # fmt: skip
-    first = run_ablation(setting, LAB, architectures=("parallel", "ssm"), log=None)
-    again = run_ablation(setting, LAB, architectures=("parallel", "ssm"), log=None)
+                              eval_examples=8, reference_width=16, lab=LAB)  # fmt: skip
+    first = run_ablation(setting, architectures=("parallel", "ssm"), log=None)
+    again = run_ablation(setting, architectures=("parallel", "ssm"), log=None)
     assert [r["architecture"] for r in first] == ["parallel", "parallel", "ssm", "ssm"]
     assert [r["meta_tokens"] for r in first] == [2, 0, 2, 0]
     for a, b in zip(first, again, strict=True):
         assert a["accuracy"] == b["accuracy"] and a["final_loss"] == b["final_loss"]
         assert set(a["accuracy"]) == {"10", "14"} and all(0.0 <= v <= 1.0 for v in a["accuracy"].values())
+
+
+def test_settings_and_command_line(tmp_path):
+    assert SETTINGS["full"].steps > SETTINGS["fast"].steps
+    with pytest.raises(ValueError, match="vocab_size"):
+        AblationSetting(task="mqar", task_kwargs={"vocab_size": 16}, train_lengths=(10,), eval_lengths=(10,),
+                        steps=1, lab=LabConfig(vocab_size=32))  # fmt: skip
+    out = tmp_path / "fast.json"
+    records = main(["--setting", "fast", "--json", str(out)])
+    assert len(records) == 2 * len(ARCHITECTURES)
+    payload = json.loads(out.read_text())
+    assert payload["setting"] == "fast" and payload["records"] == records
