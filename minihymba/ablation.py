@@ -58,6 +58,7 @@ __all__ = [
     "accuracy_by_length",
     "run_one",
     "run_ablation",
+    "format_record",
     "SETTINGS",
     "main",
 ]
@@ -268,10 +269,15 @@ def run_ablation(
             record = run_one(architecture, meta, setting)
             records.append(record)
             if log is not None:
-                accs = " ".join(f"T={k}: {v:.2f}" for k, v in record["accuracy"].items())
-                log(f"{architecture:>10} meta={record['meta_tokens']:<2} params={record['parameters']:,} "
-                    f"{record['train_seconds']:.0f} s  {accs}")  # fmt: skip
+                log(format_record(record))
     return records
+
+
+def format_record(record: dict[str, Any]) -> str:
+    """One line: architecture, meta tokens, size, training time, accuracy per length."""
+    accs = " ".join(f"T={k}: {v:.2f}" for k, v in record["accuracy"].items())
+    return (f"{record['architecture']:>10} meta={record['meta_tokens']:<2} params={record['parameters']:,} "
+            f"{record['train_seconds']:.0f} s  {accs}")  # fmt: skip
 
 
 # MQAR with 4 stored pairs, each asked once, at two lengths (filler between the pairs and the questions).

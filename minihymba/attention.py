@@ -18,7 +18,8 @@ GQA: query head h reads KV head h // (H / Hkv).
 
 Shapes:
     q (B, H, Q, Dk)    k (B, Hkv, K, Dk)    v (B, Hkv, K, Dv)    mask (B, Q, K) bool, True = visible
-    (or a BlockMask over (B, ., Q, K) for flex)
+    (or a BlockMask over (B, ., Q, K) for flex; or None: plain causal, Q == K, which lets SDPA run its
+    causal kernel -- it skips the upper triangle, ~1.5x faster than a dense mask at 640 tokens)
     out (B, H, Q, Dv)  probs (B, H, Q, K)
 """
 
@@ -33,6 +34,7 @@ from torch import Tensor
 __all__ = [
     "ATTENTION_IMPLS",
     "FLEX_IMPLS",
+    "causal_mask",
     "attention",
     "attention_eager",
     "attention_sdpa",
@@ -40,13 +42,21 @@ __all__ = [
 ]
 
 
+def causal_mask(q_len: int, k_len: int, device: torch.device | str | None = None) -> Tensor:
+    """The plain causal mask (1, Q, K) for a fresh sequence (Q == K): query i sees keys 0..i."""
+    if q_len != k_len:
+        raise ValueError(f"a plain causal mask needs as many queries as keys, got {q_len} and {k_len}")
+    return torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril()[None]
+
+
 def attention_eager(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float | None = None
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float | None = None
 ) -> tuple[Tensor, Tensor]:
     """Reference attention: returns (output, probabilities), computed in float32."""
     b, h, q_len, dk = q.shape
     h_kv = k.shape[1]
     scale = 1.0 / math.sqrt(dk) if scale is None else scale
+    mask = causal_mask(q_len, k.shape[2], q.device) if mask is None else mask
     qg = q.float().view(b, h_kv, h // h_kv, q_len, dk)  # (B, Hkv, G, Q, Dk): G query heads per KV head
     scores = torch.einsum("bngqd,bnkd->bngqk", qg, k.float()) * scale  # (B, Hkv, G, Q, K)
     scores = scores.masked_fill(~mask[:, None, None], float("-inf"))
@@ -56,7 +66,9 @@ def attention_eager(
     return out, probs.reshape(b, h, q_len, k.shape[2])
 
 
-def attention_sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float | None = None) -> Tensor:
+def attention_sdpa(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float | None = None
+) -> Tensor:
     """PyTorch SDPA with q/k zero-padded to the value width so the fused CPU kernel applies."""
     dk, dv = q.shape[-1], v.shape[-1]
     scale = 1.0 / math.sqrt(dk) if scale is None else scale
@@ -67,6 +79,12 @@ def attention_sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float |
     if h != h_kv:  # expand KV heads explicitly: enable_gqa is not taken by every backend
         k = k.repeat_interleave(h // h_kv, dim=1)
         v = v.repeat_interleave(h // h_kv, dim=1)
+    if mask is None:  # plain causal: the kernel's own triangle, no mask tensor to read
+        if q.shape[2] != k.shape[2]:
+            raise ValueError(
+                f"a plain causal mask needs as many queries as keys, got {q.shape[2]} and {k.shape[2]}"
+            )
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None], scale=scale)
 
 
@@ -90,8 +108,10 @@ def attention_flex(
     compiled = q.is_cuda if compiled is None else compiled
     if q.device.type == "cpu" and torch.is_grad_enabled() and q.requires_grad:
         raise RuntimeError("FlexAttention has no backward on CPU: use torch.no_grad() or impl='sdpa'")
-    if isinstance(mask, Tensor):
-        dense = mask
+    if mask is None or isinstance(mask, Tensor):
+        dense = (
+            causal_mask(q.shape[2], k.shape[2], q.device).expand(q.shape[0], -1, -1) if mask is None else mask
+        )
 
         def from_dense(b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
             return dense[b, q_idx, kv_idx]
@@ -112,7 +132,7 @@ def attention(
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    mask: Tensor,
+    mask,
     *,
     scale: float | None = None,
     impl: str = "sdpa",

@@ -79,13 +79,26 @@ class StepContext:
             return "sdpa"
         return self.attn_impl
 
+    def is_plain_causal(self, layer: int, kv: KVEntries) -> bool:
+        """True when ``layer``'s mask over ``kv`` is exactly lower-triangular: the keys are this call's own
+        columns (a prefill from an empty cache), nothing is padded, and no key is old enough to leave the
+        sliding window (S - M - 1 <= W: meta keys never leave it)."""
+        s = self.positions.shape[1]
+        if self.valid is not None or len(kv) != s:
+            return False
+        window = self.window(layer)
+        return window is None or s - self.config.num_meta_tokens - 1 <= window
+
     def mask(self, layer: int, kv: KVEntries, block: bool = False):
         """Dense (B, S, K) mask of ``layer`` over ``kv`` -- or with ``block`` a FlexAttention BlockMask of
-        the same mask_mod -- built once per (window, key count, kind).
+        the same mask_mod -- built once per (window, key count, kind). None (dense only) when the mask is
+        plain causal (:meth:`is_plain_causal`): attention then uses its causal kernel.
 
         Every layer that owns keys has seen the same history and is trimmed by the same rule, so two
         layers with the same window and the same number of keys have identical positions and padding.
         """
+        if not block and self.is_plain_causal(layer, kv):
+            return None
         window = self.window(layer)
         key = (window, len(kv), block)
         if key not in self._masks:

@@ -89,3 +89,51 @@ def test_unknown_impl():
     q, k, v = make_inputs()
     with pytest.raises(ValueError, match="unknown attention impl 'nope'"):
         attention(q, k, v, MASKS["full"](11), impl="nope")
+
+
+@pytest.mark.parametrize("impl", ["eager", "sdpa", "flex"])
+def test_none_mask_is_plain_causal(impl):
+    """mask=None means lower-triangular (SDPA's is_causal kernel): same output as the dense causal mask."""
+    from minihymba.attention import causal_mask
+
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (
+        torch.randn(2, 4, 9, 8, generator=g),
+        torch.randn(2, 2, 9, 8, generator=g),
+        torch.randn(2, 2, 9, 16, generator=g),
+    )
+    dense = causal_mask(9, 9).expand(2, 9, 9)
+    want, _ = attention(q, k, v, dense, impl="eager", scale=0.3)
+    got, _ = attention(q, k, v, None, impl=impl, scale=0.3)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="as many queries as keys"):
+        causal_mask(3, 4)
+
+
+def test_step_context_knows_when_a_mask_is_plain_causal(tiny_config):
+    """Global layers and short sliding-window prefills are plain causal; padding or a cache history is not."""
+    from minihymba.cache import KVEntries
+    from minihymba.hybrid_block import StepContext
+
+    m, w = tiny_config.num_meta_tokens, tiny_config.sliding_window
+
+    def ctx_and_kv(s, keys=None, valid=None):
+        pos = torch.arange(s)[None]
+        ctx = StepContext(tiny_config, pos, valid, None, None)
+        n = s if keys is None else keys
+        kv = KVEntries(torch.zeros(1, 1, n, 2), torch.zeros(1, 1, n, 2), torch.arange(n)[None],
+                       torch.ones(1, n, dtype=torch.bool))  # fmt: skip
+        return ctx, kv
+
+    swa, glob = 1, 0
+    ctx, kv = ctx_and_kv(m + w + 1)  # the oldest real key is exactly W behind the last query
+    assert ctx.is_plain_causal(swa, kv) and ctx.mask(swa, kv) is None
+    ctx, kv = ctx_and_kv(m + w + 2)  # one more: the first real key leaves the window
+    assert not ctx.is_plain_causal(swa, kv) and ctx.mask(swa, kv) is not None
+    assert ctx.is_plain_causal(glob, kv)
+    ctx, kv = ctx_and_kv(5, keys=7)  # keys from a cache history
+    assert not ctx.is_plain_causal(glob, kv)
+    ctx, kv = ctx_and_kv(5, valid=torch.tensor([[False, True, True, True, True]]))
+    assert not ctx.is_plain_causal(glob, kv)
+    ctx, kv = ctx_and_kv(5)
+    assert ctx.mask(glob, kv, block=True) is not None  # flex always gets a BlockMask
