@@ -41,6 +41,7 @@ __all__ = [
     "Streamer",
     "check_generate_arguments",
     "check_left_padded",
+    "left_pad",
     "filter_logits",
     "pick_next_token",
     "generate",
@@ -67,6 +68,24 @@ class Streamer(Protocol):
     def put(self, ids: Tensor) -> None: ...
 
     def end(self) -> None: ...
+
+
+def left_pad(
+    rows: Sequence[Sequence[int] | Tensor], pad_id: int = 0, device: torch.device | str = "cpu"
+) -> tuple[Tensor, Tensor]:
+    """Stack token rows of different lengths, padded on the left: ``(input_ids, attention_mask)``, (B, T).
+
+    The layout :func:`generate` and the forward pass expect for a batch of prompts of different lengths.
+    """
+    if not rows or min(len(row) for row in rows) == 0:
+        raise ValueError("left_pad needs at least one row and no empty rows")
+    t = max(len(row) for row in rows)
+    ids = torch.full((len(rows), t), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), t), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, t - len(row) :] = torch.as_tensor(row, dtype=torch.long)
+        mask[i, t - len(row) :] = 1
+    return ids.to(device), mask.to(device)
 
 
 def check_left_padded(attention_mask: Tensor) -> None:

@@ -56,26 +56,16 @@ from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from torch import Tensor
 from tqdm import tqdm
 
+from .generation import left_pad
 from .loading import load_pretrained
 from .tokenizer import load_tokenizer
 
-__all__ = ["MinihymbaLM", "left_pad", "main"]
+__all__ = ["MinihymbaLM", "main"]
 
 log = logging.getLogger(__name__)
 
 # (request args or None, context ids, continuation ids): what TemplateLM hands to _loglikelihood_tokens
 TokenRequest = tuple[Any, list[int], list[int]]
-
-
-def left_pad(rows: list[list[int]], pad_id: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-    """Stack token lists of different lengths, padded on the left: ids and attention_mask, both (B, T)."""
-    t = max(len(row) for row in rows)
-    ids = torch.full((len(rows), t), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), t), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, t - len(row) :] = torch.tensor(row, dtype=torch.long)
-        mask[i, t - len(row) :] = 1
-    return ids.to(device), mask.to(device)
 
 
 def _pick_device(device: str | None) -> torch.device:

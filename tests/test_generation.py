@@ -12,20 +12,9 @@ import pytest
 import torch
 
 from minihymba import generate
-from minihymba.generation import check_left_padded, filter_logits, pick_next_token
+from minihymba.generation import check_left_padded, filter_logits, left_pad, pick_next_token
 
 ATOL = 1e-4
-
-
-def left_padded(rows: list[torch.Tensor], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack 1-D id tensors with left padding: (ids, attention_mask), both (B, T)."""
-    t = max(len(r) for r in rows)
-    ids = torch.full((len(rows), t), pad_id, dtype=torch.long)
-    mask = torch.zeros(len(rows), t, dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, t - len(r) :] = r
-        mask[i, t - len(r) :] = 1
-    return ids, mask
 
 
 def random_ids(vocab: int, shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -110,7 +99,7 @@ def model(request, fixture_model, tiny_model):
 
 def test_left_padded_batch_equals_rows_alone(model):
     rows = [random_ids(model.config.vocab_size, (n,), seed=n) for n in (11, 4, 1, 7)]
-    ids, mask = left_padded(rows)
+    ids, mask = left_pad(rows)
     n_new = 12
     batch_ids, batch_scores = model.generate(
         ids, attention_mask=mask, max_new_tokens=n_new, eos_token_id=None, output_scores=True
@@ -128,7 +117,7 @@ def test_left_padded_batch_equals_rows_alone(model):
 def test_eos_stops_a_row_and_pads_the_rest(tiny_model):
     cfg = tiny_model.config
     rows = [random_ids(cfg.vocab_size, (n,), seed=10 + n) for n in (6, 3, 9)]
-    ids, mask = left_padded(rows)
+    ids, mask = left_pad(rows)
     n_new = 10
     free = tiny_model.generate(ids, attention_mask=mask, max_new_tokens=n_new, eos_token_id=None)
     new = free[:, ids.shape[1] :]
@@ -198,7 +187,7 @@ def meta_atol(model) -> float:
 @pytest.mark.parametrize("padded", [False, True])
 def test_meta_prefix_cache_equals_recomputing(model, padded):
     rows = [random_ids(model.config.vocab_size, (n,), seed=20 + n) for n in ((9, 3) if padded else (9, 9))]
-    ids, mask = left_padded(rows)
+    ids, mask = left_pad(rows)
     kw = dict(
         attention_mask=mask if padded else None, max_new_tokens=10, eos_token_id=None, output_scores=True
     )
@@ -350,3 +339,11 @@ def test_bad_input_ids(tiny_model):
         tiny_model.generate(torch.tensor([5, 6, 7]), max_new_tokens=2)
     with pytest.raises(ValueError, match="outside the vocabulary"):
         tiny_model.generate(torch.tensor([[5, 6, 700]]), max_new_tokens=2)
+
+
+def test_left_pad_layout_and_errors():
+    ids, mask = left_pad([[5, 6, 7], torch.tensor([9])], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 9]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    check_left_padded(mask)  # the layout generate expects
+    with pytest.raises(ValueError, match="no empty rows"):
+        left_pad([[1, 2], []])

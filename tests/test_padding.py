@@ -8,18 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from minihymba.generation import left_pad
+
 ATOL = 1e-4
-
-
-def left_padded(rows: list[torch.Tensor], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack 1-D id tensors of different lengths with left padding: (ids, attention_mask), both (B, T)."""
-    t = max(len(r) for r in rows)
-    ids = torch.full((len(rows), t), pad_id, dtype=torch.long)
-    mask = torch.zeros(len(rows), t, dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, t - len(r) :] = r
-        mask[i, t - len(r) :] = 1
-    return ids, mask
 
 
 @pytest.fixture(params=["fixture", "tiny"])
@@ -42,7 +33,7 @@ def random_rows(vocab: int, lengths: list[int], seed: int = 0) -> list[torch.Ten
 def test_padded_rows_equal_rows_alone(model, attn_impl):
     model.attn_impl = attn_impl
     rows = random_rows(model.config.vocab_size, [30, 21, 7, 1, 30])
-    ids, mask = left_padded(rows)
+    ids, mask = left_pad(rows)
     out = model(ids, attention_mask=mask, output_hidden_states=True)
     assert torch.isfinite(out.logits).all()
     for i, row in enumerate(rows):
@@ -60,7 +51,7 @@ def test_padded_rows_equal_rows_alone(model, attn_impl):
 @torch.no_grad()
 def test_pad_contents_do_not_matter(model):
     rows = random_rows(model.config.vocab_size, [25, 9, 3], seed=1)
-    ids, mask = left_padded(rows)
+    ids, mask = left_pad(rows)
     base = model(ids, attention_mask=mask).logits
     gen = torch.Generator().manual_seed(2)
     for _ in range(2):
@@ -76,7 +67,7 @@ def test_pad_contents_do_not_matter(model):
 def test_padding_is_not_ignored_without_a_mask(tiny_model):
     """Sanity check that the tests above can fail: without the mask the pads do change the real tokens."""
     rows = random_rows(tiny_model.config.vocab_size, [12, 4], seed=3)
-    ids, mask = left_padded(rows)
+    ids, mask = left_pad(rows)
     unmasked = tiny_model(ids).logits
     alone = tiny_model(rows[1][None]).logits
     assert (unmasked[1, -4:] - alone[0]).abs().max() > 10 * ATOL
