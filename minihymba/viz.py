@@ -310,12 +310,18 @@ def plot_step_errors(errors: Mapping[str, Sequence[float]], title: str = "decode
 
 
 def plot_ablation(
-    records: Sequence[Mapping], title: str = "toy ablation: accuracy vs sequence length"
+    records: Sequence[Mapping],
+    title: str = "toy ablation: accuracy vs sequence length",
+    longest_trained: int | None = None,
 ) -> Figure:
     """Accuracy against evaluation length, one colour per architecture; solid with meta tokens, dashed
-    without. ``records`` as returned by :func:`minihymba.ablation.run_ablation`."""
+    without. ``records`` as returned by :func:`minihymba.ablation.run_ablation`; ``longest_trained`` draws a
+    dotted line at the longest training length (lengths to its right were never seen in training)."""
     fig = Figure(figsize=(7.0, 3.4))
     ax = fig.add_subplot()
+    if longest_trained is not None:
+        ax.axvline(longest_trained, color="gray", ls=":", lw=1)
+        ax.text(longest_trained, 0.03, " longest training length", fontsize=7, color="gray")
     colors = {"parallel": _GLOBAL, "sequential": _META, "attention": _SWA, "ssm": "#666666"}
     for r in records:
         lengths = [int(k) for k in r["accuracy"]]

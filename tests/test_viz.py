@@ -83,3 +83,13 @@ def test_widgets_draw_their_default_view() -> None:
         fig = box.draw()
         _check(fig, 1)
         assert len(box.children[-1].outputs) == 1  # the Output holds the drawn figure
+
+
+def test_ablation_plot_draws_one_line_per_record():
+    records = [
+        {"architecture": a, "meta_tokens": m, "accuracy": {"16": 0.9, "32": 0.5}}
+        for a in ("parallel", "ssm") for m in (8, 0)
+    ]  # fmt: skip
+    fig = viz.plot_ablation(records, longest_trained=16)
+    assert len(fig.axes[0].get_lines()) == len(records) + 1  # + the longest-training-length marker
+    _check(fig, 1)
