@@ -203,6 +203,7 @@ class AblationSetting:
     batch_size: int = 32
     lr: float = 3e-3
     eval_examples: int = 256  # held-out examples per evaluation length
+    curve_every: int = 50  # learning curve: every this many steps, one held-out batch per training length
     reference_width: int = 64  # the parallel hybrid at this width sets the parameter budget
     seed: int = 0
     lab: LabConfig = LabConfig(vocab_size=32)  # depth, meta tokens, window, global layer; vocab = the task's
@@ -220,7 +221,8 @@ def train_config(setting: AblationSetting) -> TrainConfig:
     return TrainConfig(
         task=setting.task, task_kwargs={**setting.task_kwargs, "seq_len": list(setting.train_lengths)},
         steps=setting.steps, batch_size=setting.batch_size, lr=setting.lr,
-        warmup_steps=max(1, setting.steps // 20), eval_every=0, eval_batches=1, seed=setting.seed,
+        warmup_steps=max(1, setting.steps // 20), eval_every=setting.curve_every,
+        eval_batches=len(setting.train_lengths), seed=setting.seed,
     )  # fmt: skip
 
 
@@ -253,6 +255,9 @@ def run_one(architecture: str, meta: bool, setting: AblationSetting) -> dict[str
         "train_seconds": round(result["seconds"], 1),
         "final_loss": round(sum(r["loss"] for r in last) / len(last), 4),
         "accuracy": {str(k): round(v, 4) for k, v in accuracy_by_length(model, setting).items()},
+        "curve": [
+            [r["step"], round(r["eval_accuracy"], 4)] for r in result["history"] if "eval_accuracy" in r
+        ],
     }
 
 

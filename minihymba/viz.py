@@ -35,6 +35,7 @@ __all__ = [
     "plot_cache_memory",
     "plot_step_errors",
     "plot_ablation",
+    "plot_learning_curves",
 ]
 
 DPI = 72  # modest: keeps the PNGs (and the executed notebooks that embed them) small
@@ -332,6 +333,29 @@ def plot_ablation(
     ax.set_xscale("log", base=2)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("sequence length (tokens)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def plot_learning_curves(
+    records: Sequence[Mapping], title: str = "held-out accuracy during training"
+) -> Figure:
+    """Accuracy against training step (``record["curve"]``: [[step, accuracy], ...]), styled like
+    :func:`plot_ablation`."""
+    fig = Figure(figsize=(7.0, 3.2))
+    ax = fig.add_subplot()
+    colors = {"parallel": _GLOBAL, "sequential": _META, "attention": _SWA, "ssm": "#666666"}
+    for r in records:
+        steps, accs = zip(*r["curve"], strict=True) if r["curve"] else ((), ())
+        meta = r["meta_tokens"] > 0
+        ax.plot(steps, accs, ls="-" if meta else "--", color=colors.get(r["architecture"], "black"),
+                label=f"{r['architecture']}{'' if meta else ', no meta'}")  # fmt: skip
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("training step")
     ax.set_ylabel("accuracy")
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)

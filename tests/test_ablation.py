@@ -105,7 +105,7 @@ def test_global_layer_must_attend():
 def test_a_short_ablation_is_deterministic():
     setting = AblationSetting(task="mqar", task_kwargs={"num_pairs": 2, "vocab_size": 16},
                               train_lengths=(10, 14), eval_lengths=(10, 14), steps=3, batch_size=4,
-                              eval_examples=8, reference_width=16, lab=LAB)  # fmt: skip
+                              eval_examples=8, reference_width=16, lab=LAB, curve_every=2)  # fmt: skip
     first = run_ablation(setting, architectures=("parallel", "ssm"), log=None)
     again = run_ablation(setting, architectures=("parallel", "ssm"), log=None)
     assert [r["architecture"] for r in first] == ["parallel", "parallel", "ssm", "ssm"]
@@ -113,6 +113,7 @@ def test_a_short_ablation_is_deterministic():
     for a, b in zip(first, again, strict=True):
         assert a["accuracy"] == b["accuracy"] and a["final_loss"] == b["final_loss"]
         assert set(a["accuracy"]) == {"10", "14"} and all(0.0 <= v <= 1.0 for v in a["accuracy"].values())
+        assert a["curve"] == b["curve"] and [step for step, _ in a["curve"]] == [2]  # curve_every=2, 3 steps
 
 
 def test_settings_and_command_line(tmp_path):

@@ -87,9 +87,13 @@ def test_widgets_draw_their_default_view() -> None:
 
 def test_ablation_plot_draws_one_line_per_record():
     records = [
-        {"architecture": a, "meta_tokens": m, "accuracy": {"16": 0.9, "32": 0.5}}
+        {"architecture": a, "meta_tokens": m, "accuracy": {"16": 0.9, "32": 0.5},
+         "curve": [[50, 0.1], [100, 0.7]]}
         for a in ("parallel", "ssm") for m in (8, 0)
     ]  # fmt: skip
     fig = viz.plot_ablation(records, longest_trained=16)
     assert len(fig.axes[0].get_lines()) == len(records) + 1  # + the longest-training-length marker
+    _check(fig, 1)
+    fig = viz.plot_learning_curves(records)
+    assert len(fig.axes[0].get_lines()) == len(records)
     _check(fig, 1)
