@@ -25,7 +25,7 @@ def test_quick_suite_runs_and_writes_json(tmp_path):
     assert report["quick"] is True
     assert {"cpu", "torch", "torch_threads", "loadavg", "loadavg_end"} <= set(report["machine"])
     ids = {row["id"] for row in report["rows"]}
-    assert ids == {"S1", "S2", "A1", "P1", "D1", "C1", "P2", "L1"}
+    assert ids == {"S1", "S2", "A1", "P1", "D1", "D2", "C1", "P2", "L1"}
     assert all(row["passed"] is None for row in report["rows"])  # no verdicts at toy sizes
     cache = next(r for r in report["rows"] if r["id"] == "C1" and "formula" in r["metric"])["details"]
     assert cache["measured"] == cache["formula_kv"] + cache["formula_state"]
