@@ -120,8 +120,9 @@ def selective_scan_ref(
     return out
 
 
-# The registry of scans sharing selective_scan_ref's contract. "fused" is the CPU fast path, "blelloch" the
-# parallel (teaching / GPU-shaped) scan, both in scan_fast.py. "cuda" (mamba-ssm's kernel) is added by
+# The registry of scans sharing selective_scan_ref's contract. "fused" is the CPU fast path, "compiled" its
+# torch.compile'd opt-in (compiles per shape), "blelloch" the parallel (teaching / GPU-shaped) scan, all in
+# scan_fast.py. "cuda" (mamba-ssm's kernel) is added by
 # minihymba.kernels, which is only imported on demand (see _register_optional) and only registers when the
 # kernel imports and CUDA is available. CONV_IMPLS is the same idea for the causal convolution.
 SCAN_IMPLS = {"ref": selective_scan_ref}
@@ -129,9 +130,10 @@ CONV_IMPLS = {"ref": causal_conv1d}
 
 
 def _register_fast_scans() -> None:
-    from .scan_fast import selective_scan_blelloch, selective_scan_fused
+    from .scan_fast import selective_scan_blelloch, selective_scan_compiled, selective_scan_fused
 
     SCAN_IMPLS["fused"] = selective_scan_fused
+    SCAN_IMPLS["compiled"] = selective_scan_compiled
     SCAN_IMPLS["blelloch"] = selective_scan_blelloch
 
 
