@@ -310,6 +310,29 @@ def plot_step_errors(errors: Mapping[str, Sequence[float]], title: str = "decode
     return fig
 
 
+_ARCH_COLORS = {"parallel": _GLOBAL, "sequential": _META, "attention": _SWA, "ssm": "#666666"}
+
+
+def _ablation_axes(
+    records: Sequence[Mapping], xlabel: str, title: str, figsize: tuple[float, float]
+) -> tuple[Figure, object, list[dict]]:
+    """A figure for ablation records, and per record the line style: colour by architecture, solid with
+    meta tokens, dashed without. The caller plots the lines and adds the legend."""
+    fig = Figure(figsize=figsize)
+    ax = fig.add_subplot()
+    styles = []
+    for r in records:
+        meta = r["meta_tokens"] > 0
+        styles.append({"ls": "-" if meta else "--", "color": _ARCH_COLORS.get(r["architecture"], "black"),
+                       "label": f"{r['architecture']}{'' if meta else ', no meta'}"})  # fmt: skip
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    return fig, ax, styles
+
+
 def plot_ablation(
     records: Sequence[Mapping],
     title: str = "toy ablation: accuracy vs sequence length",
@@ -318,24 +341,16 @@ def plot_ablation(
     """Accuracy against evaluation length, one colour per architecture; solid with meta tokens, dashed
     without. ``records`` as returned by :func:`minihymba.ablation.run_ablation`; ``longest_trained`` draws a
     dotted line at the longest training length (lengths to its right were never seen in training)."""
-    fig = Figure(figsize=(7.0, 3.4))
-    ax = fig.add_subplot()
+    fig, ax, styles = _ablation_axes(records, "sequence length (tokens)", title, (7.0, 3.4))
     if longest_trained is not None:
         ax.axvline(longest_trained, color="gray", ls=":", lw=1)
         ax.text(longest_trained, 0.03, " longest training length", fontsize=7, color="gray")
-    colors = {"parallel": _GLOBAL, "sequential": _META, "attention": _SWA, "ssm": "#666666"}
-    for r in records:
+    for r, style in zip(records, styles, strict=True):
         lengths = [int(k) for k in r["accuracy"]]
-        meta = r["meta_tokens"] > 0
-        ax.plot(lengths, list(r["accuracy"].values()), marker="o" if meta else "s", ms=4,
-                ls="-" if meta else "--", color=colors.get(r["architecture"], "black"),
-                label=f"{r['architecture']}{'' if meta else ', no meta'}")  # fmt: skip
+        ax.plot(
+            lengths, list(r["accuracy"].values()), marker="o" if style["ls"] == "-" else "s", ms=4, **style
+        )
     ax.set_xscale("log", base=2)
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("sequence length (tokens)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
@@ -346,19 +361,10 @@ def plot_learning_curves(
 ) -> Figure:
     """Accuracy against training step (``record["curve"]``: [[step, accuracy], ...]), styled like
     :func:`plot_ablation`."""
-    fig = Figure(figsize=(7.0, 3.2))
-    ax = fig.add_subplot()
-    colors = {"parallel": _GLOBAL, "sequential": _META, "attention": _SWA, "ssm": "#666666"}
-    for r in records:
+    fig, ax, styles = _ablation_axes(records, "training step", title, (7.0, 3.2))
+    for r, style in zip(records, styles, strict=True):
         steps, accs = zip(*r["curve"], strict=True) if r["curve"] else ((), ())
-        meta = r["meta_tokens"] > 0
-        ax.plot(steps, accs, ls="-" if meta else "--", color=colors.get(r["architecture"], "black"),
-                label=f"{r['architecture']}{'' if meta else ', no meta'}")  # fmt: skip
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, alpha=0.3)
+        ax.plot(steps, accs, **style)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
