@@ -42,10 +42,14 @@ __all__ = [
 ]
 
 
-def causal_mask(q_len: int, k_len: int, device: torch.device | str | None = None) -> Tensor:
-    """The plain causal mask (1, Q, K) for a fresh sequence (Q == K): query i sees keys 0..i."""
+def _check_plain_causal(q_len: int, k_len: int) -> None:
     if q_len != k_len:
         raise ValueError(f"a plain causal mask needs as many queries as keys, got {q_len} and {k_len}")
+
+
+def causal_mask(q_len: int, k_len: int, device: torch.device | str | None = None) -> Tensor:
+    """The plain causal mask (1, Q, K) for a fresh sequence (Q == K): query i sees keys 0..i."""
+    _check_plain_causal(q_len, k_len)
     return torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril()[None]
 
 
@@ -80,10 +84,7 @@ def attention_sdpa(
         k = k.repeat_interleave(h // h_kv, dim=1)
         v = v.repeat_interleave(h // h_kv, dim=1)
     if mask is None:  # plain causal: the kernel's own triangle, no mask tensor to read
-        if q.shape[2] != k.shape[2]:
-            raise ValueError(
-                f"a plain causal mask needs as many queries as keys, got {q.shape[2]} and {k.shape[2]}"
-            )
+        _check_plain_causal(q.shape[2], k.shape[2])
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None], scale=scale)
 
