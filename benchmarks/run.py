@@ -35,6 +35,8 @@ from torch import nn
 
 from minihymba import HymbaConfig, HymbaForCausalLM, save_pretrained
 from minihymba.attention import attention_flex, attention_sdpa
+from minihymba.generation import meta_prefix_cache
+from minihymba.impl import Impl
 from minihymba.masks import materialize, positional_mask_mod, to_block_mask
 from minihymba.memory import cache_bytes, cache_variants
 from minihymba.scan_fast import (
@@ -300,14 +302,13 @@ def bench_prefill(quick: bool) -> list[Row]:
         floor = _linear_floor(model, prompt + cfg.num_meta_tokens, 1)
 
         def prefill(scan_impl: str, model=model, ids=ids):
-            model.scan_impl = scan_impl
-            return model(ids, last_only=True)
+            return model(ids, last_only=True, impl=Impl(scan=scan_impl))
 
         with torch.no_grad():  # the warm-up call compiles the "compiled" scan for this shape
             stats = interleaved({"model": partial(prefill, "fused"), "compiled": partial(prefill, "compiled"),
                                  "floor": floor}, repeat=3)  # fmt: skip
         name = f"{cfg.num_layers} layers real width, {prompt}+{cfg.num_meta_tokens} tok, {str(dtype)[6:]}"
-        details = {k: vars(s) for k, s in stats.items()} | {"attn_impl": model.attn_impl}
+        details = {k: vars(s) for k, s in stats.items()} | {"attention": "auto"}
         for key, scan in (("model", "fused scan (default)"), ("compiled", "compiled scan (opt-in)")):
             ratio = stats[key].best / stats["floor"].best
             rows.append(Row("P1", f"{name}, {scan}", "prefill time / GEMM floor", ratio, "<= 1.3x",
@@ -415,13 +416,11 @@ def bench_meta_cache(quick: bool) -> list[Row]:
     rows = []
     for dtype in (torch.bfloat16,) if quick else (torch.float32, torch.bfloat16):
         model = _make_model(cfg, dtype)
-        if not hasattr(model, "meta_prefix_cache"):
-            return [Row("P2", "", "meta-prefix cache", "not available yet", ">= 1.3x")]
         ids = torch.randint(3, cfg.vocab_size, (1, prompt), generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
-            model.meta_prefix_cache(1)  # memoise once, as a long-running server would
+            meta_prefix_cache(model, 1)  # memoise once, as a long-running server would
             fresh = model(ids, cache=model.new_cache(1), last_only=True).logits
-            cached = model(ids, cache=model.meta_prefix_cache(1), last_only=True).logits
+            cached = model(ids, cache=meta_prefix_cache(model, 1), last_only=True).logits
             stats = interleaved(
                 {
                     "recompute": partial(_prefill_fresh, model, ids),
@@ -446,7 +445,7 @@ def _prefill_fresh(model: HymbaForCausalLM, ids: torch.Tensor):
 
 
 def _prefill_meta_cached(model: HymbaForCausalLM, ids: torch.Tensor):
-    return model(ids, cache=model.meta_prefix_cache(1), last_only=True)  # meta state copied from the memo
+    return model(ids, cache=meta_prefix_cache(model, 1), last_only=True)  # meta state copied from the memo
 
 
 _LOAD_SCRIPT = r"""

@@ -85,7 +85,8 @@ def _fail(message: str) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from .generation import check_generate_arguments, generate
-    from .loading import CheckpointError, load_pretrained, resolve_checkpoint
+    from .hub import resolve_checkpoint
+    from .loading import CheckpointError, load_pretrained
     from .tokenizer import load_tokenizer, render_chat
 
     if args.temperature < 0:

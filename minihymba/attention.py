@@ -1,4 +1,4 @@
-"""Masked multi-head attention with grouped KV heads, in two interchangeable implementations.
+"""Masked multi-head attention with grouped KV heads: the reference and three faster implementations.
 
 ``impl="eager"`` is the reference: scores, mask, softmax and the weighted sum written out, in float32,
 and the only one that can return the attention probabilities (for the attention-map plots).
@@ -9,10 +9,12 @@ run, so the sdpa path does that and passes the 1/sqrt(Dk) scale explicitly.
 
 ``impl="flex"`` runs ``torch.nn.attention.flex_attention`` over a ``BlockMask`` built from the same
 mask_mod as the dense mask (see :mod:`minihymba.masks`); fully masked 128x128 blocks are skipped, which
-pays off for sliding windows on long sequences. It is compiled (``torch.compile``) on CUDA; on CPU it runs
-eagerly (unfused, 10-30x slower than SDPA: a correctness path) unless compiled is asked for with
-``impl="flex_compiled"`` -- opt-in, because compiling costs 5-30 s and compiled flex on CPU has no
-backward (inference only). Flex also accepts a dense bool mask (it wraps it in a mask_mod).
+pays off for sliding windows on long sequences. ``"flex"`` runs it eagerly (unfused, 10-30x slower than
+SDPA on CPU: a correctness path); ``"flex_compiled"`` compiles it with ``torch.compile`` (5-30 s the first
+time; on CPU inference only, no backward). Flex also accepts a dense bool mask (it wraps it in a mask_mod).
+
+Each name runs exactly that implementation; which one a model call uses is chosen in
+:mod:`minihymba.impl` (explicitly, or by its documented ``"auto"`` policy).
 
 GQA: query head h reads KV head h // (H / Hkv).
 
@@ -31,9 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .impl import ATTENTION_IMPLS, FLEX_IMPLS
+
 __all__ = [
-    "ATTENTION_IMPLS",
-    "FLEX_IMPLS",
     "causal_mask",
     "attention",
     "attention_eager",
@@ -103,10 +105,9 @@ def _flex_function(compiled: bool):
 
 
 def attention_flex(
-    q: Tensor, k: Tensor, v: Tensor, mask, scale: float | None = None, compiled: bool | None = None
+    q: Tensor, k: Tensor, v: Tensor, mask, scale: float | None = None, compiled: bool = False
 ) -> Tensor:
-    """FlexAttention over a BlockMask (or a dense (B, Q, K) bool mask). ``compiled`` None: only on CUDA."""
-    compiled = q.is_cuda if compiled is None else compiled
+    """FlexAttention over a BlockMask (or a dense (B, Q, K) bool mask); ``compiled``: torch.compile'd."""
     if q.device.type == "cpu" and torch.is_grad_enabled() and q.requires_grad:
         raise RuntimeError("FlexAttention has no backward on CPU: use torch.no_grad() or impl='sdpa'")
     if mask is None or isinstance(mask, Tensor):
@@ -125,10 +126,6 @@ def attention_flex(
     return flex(q, k, v, block_mask=mask, scale=scale, enable_gqa=q.shape[1] != k.shape[1])
 
 
-FLEX_IMPLS = ("flex", "flex_compiled")  # impls that want a BlockMask rather than a dense mask
-ATTENTION_IMPLS = ("eager", "sdpa", *FLEX_IMPLS)
-
-
 def attention(
     q: Tensor,
     k: Tensor,
@@ -139,17 +136,14 @@ def attention(
     impl: str = "sdpa",
     return_probs: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
-    """Dispatch to an implementation; ``return_probs`` forces the eager reference (dense mask).
-
-    With a single query on CPU (a decode step) ``"sdpa"`` runs the eager math instead: the fused kernel's
-    fixed cost per call dominates there (measured: 48 vs 40 ms per token, 4 real-width layers, bf16).
-    """
+    """Run the implementation ``impl``; ``return_probs`` (attention maps) needs ``impl="eager"``."""
     if impl not in ATTENTION_IMPLS:
         raise ValueError(f"unknown attention impl {impl!r}; choose one of {ATTENTION_IMPLS}")
-    one_query_on_cpu = impl == "sdpa" and q.shape[2] == 1 and q.device.type == "cpu"
-    if return_probs or impl == "eager" or one_query_on_cpu:  # one query: see the docstring
+    if impl == "eager":
         out, probs = attention_eager(q, k, v, mask, scale)
         return out, (probs if return_probs else None)
+    if return_probs:
+        raise ValueError(f"attention maps come only from impl='eager', not {impl!r}")
     if impl in FLEX_IMPLS:
-        return attention_flex(q, k, v, mask, scale, compiled=True if impl == "flex_compiled" else None), None
+        return attention_flex(q, k, v, mask, scale, compiled=impl == "flex_compiled"), None
     return attention_sdpa(q, k, v, mask, scale), None

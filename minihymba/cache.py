@@ -3,12 +3,16 @@
 Per layer the cache holds
 
 * keys/values -- only for layers that compute their own (global layers and KV-group producers).
-  Consumers keep nothing: they attend over their producer's entries. Global layers grow with the
-  sequence; sliding-window layers keep the M meta entries (pinned) plus the W most recent ones, and are
-  trimmed to that at the end of every forward (right after the prefill too), so between steps a
-  sliding-window cache holds at most M + W entries;
+  Consumers keep nothing: they attend over their producer's entries. At the end of every forward (right
+  after the prefill too) each layer keeps only the entries a future query can still see
+  (:func:`minihymba.masks.still_visible`, the mask rule itself): global layers grow with the sequence,
+  sliding-window layers keep the M meta entries plus the W most recent columns -- at most M + W;
 * the conv state -- the last K inputs of the depthwise convolution (Bt, I, K);
 * the SSM state -- h after the last position (Bt, I, N).
+
+The model changes a cache only through its methods: :meth:`HymbaCache.extend_kv` (a layer's new keys),
+:meth:`HymbaCache.set_ssm_states` (a layer's new conv and SSM state) and :meth:`HymbaCache.advance` (the
+end of a forward: trim, next position, length).
 
 States are stored in the model dtype (as the hub code does: in bfloat16 the float32 scan state is rounded
 after every call). Every key/value entry also carries its position id and a padding flag (B, L) so that
@@ -26,6 +30,7 @@ import torch
 from torch import Tensor
 
 from .config import HymbaConfig
+from .masks import still_visible
 
 __all__ = ["KVEntries", "HymbaCache"]
 
@@ -86,17 +91,31 @@ class HymbaCache:
         self.kv[layer] = merged
         return merged
 
+    def set_ssm_states(self, layer: int, conv_state: Tensor, ssm_state: Tensor, dtype: torch.dtype) -> None:
+        """Store ``layer``'s conv state (B, I, K) and SSM state (B, I, N), rounded to ``dtype`` (the model's)."""
+        self.conv_states[layer] = conv_state.to(dtype)
+        self.ssm_states[layer] = ssm_state.to(dtype)
+
+    def advance(self, next_position: Tensor, columns: int, has_tokens: bool) -> None:
+        """End of a forward over ``columns`` columns: trim, then record where the next token starts.
+
+        ``next_position`` (B,): the position id the next real token of each row gets; ``has_tokens``:
+        whether this call carried input tokens (a meta-only prefill does not).
+        """
+        self.next_position = next_position
+        self.trim()
+        self.length += columns
+        self.has_tokens = self.has_tokens or has_tokens
+
     def trim(self) -> None:
-        """Drop sliding-window entries no future query can see: keep the M meta + the W most recent."""
-        cfg = self.config
-        if cfg.sliding_window is None:
-            return
-        m, w = cfg.num_meta_tokens, cfg.sliding_window
+        """Drop the key/value entries no future query can see (:func:`~minihymba.masks.still_visible`)."""
         for layer, entries in enumerate(self.kv):
-            if entries is None or cfg.is_global(layer) or len(entries) <= m + w:
+            window = self.config.window(layer)
+            if entries is None or window is None:
                 continue
-            index = torch.cat([torch.arange(m), torch.arange(len(entries) - w, len(entries))])
-            self.kv[layer] = entries.keep(index.to(entries.keys.device))
+            keep = still_visible(len(entries), window, self.config.num_meta_tokens)  # (K,) bool, on the CPU
+            if not bool(keep.all()):
+                self.kv[layer] = entries.keep(keep.nonzero().flatten().to(entries.keys.device))
 
     def _map_rows(self, fn: Callable[[Tensor], Tensor], batch_size: int) -> HymbaCache:
         out = HymbaCache(self.config, batch_size)
@@ -112,7 +131,7 @@ class HymbaCache:
         return self._map_rows(torch.clone, self.batch_size)
 
     def select_rows(self, index: Tensor | list[int]) -> HymbaCache:
-        """A new cache holding batch rows ``index`` (in that order; repeats allowed, e.g. for beams)."""
+        """A new cache holding batch rows ``index`` (in that order; repeats allowed)."""
         index = torch.as_tensor(index, dtype=torch.long)
         if index.dim() != 1:
             raise ValueError(f"index must be 1-D, got shape {tuple(index.shape)}")

@@ -16,9 +16,10 @@ Glossary (used in shape comments across the package)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,10 @@ class HymbaConfig:
     def is_global(self, layer: int) -> bool:
         """True if ``layer`` attends to every earlier position (no sliding window)."""
         return self.sliding_window is None or layer in self.global_layers
+
+    def window(self, layer: int) -> int | None:
+        """The sliding window W of ``layer``, or None for a global layer (the rule: :mod:`minihymba.masks`)."""
+        return None if self.is_global(layer) else self.sliding_window
 
     def kv_source(self, layer: int) -> int:
         """The layer whose keys/values ``layer`` attends over (itself unless it is a consumer)."""
@@ -363,10 +368,33 @@ class HymbaConfig:
 
     def replace(self, **changes: Any) -> HymbaConfig:
         """A copy with some fields changed (validated again)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(changes)
-        return HymbaConfig(**values)
+        return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-dict view (minihymba names)."""
-        return asdict(self)
+    @classmethod
+    def tiny(cls, **changes: Any) -> HymbaConfig:
+        """A small config with every layer kind, for tests, notebooks and benchmarks.
+
+        8 layers: 0 and 7 global; 1 sliding-window with its own unshared KV; KV groups (2, 3) and
+        (4, 5, 6). D=32, H=4, Hkv=2 (Dk=8, Dv=16: value heads twice as wide, as in the 1.5B), I=64, N=4,
+        K=4, R=2, M=3 meta tokens, W=5, vocabulary 61, MLP 48, NTK RoPE (orig 64 of 256 positions).
+        """
+        base = cls(
+            vocab_size=61,
+            hidden_size=32,
+            num_layers=8,
+            num_heads=4,
+            num_kv_heads=2,
+            intermediate_size=48,
+            mamba_expand=2,
+            ssm_state_size=4,
+            conv_kernel=4,
+            dt_rank=2,
+            num_meta_tokens=3,
+            sliding_window=5,
+            global_layers=(0, 7),
+            kv_share_groups=((2, 3), (4, 5, 6)),
+            max_position_embeddings=256,
+            orig_max_position_embeddings=64,
+            torch_dtype="float32",
+        )
+        return base.replace(**changes) if changes else base

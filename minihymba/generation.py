@@ -1,6 +1,6 @@
 """Text generation: prefill the prompt once, then one token per step through the hybrid cache.
 
-    cache  = model.meta_prefix_cache(B)            meta tokens' state: computed once per model, copied
+    cache  = meta_prefix_cache(model, B)            meta tokens' state: computed once per model, copied
     logits = model(prompt, cache)[:, -1]            prefill: the whole (left-padded) prompt in one call
     repeat max_new_tokens times:
         next   = pick(logits)                       argmax, or a sample after temperature / top-k / top-p
@@ -9,7 +9,7 @@
 Each decode step costs the same whatever the sequence length in the SSM and sliding-window layers; only
 the few global layers read a growing key cache.
 
-Two decoding semantics (hymba-spec.md section 5):
+Two decoding semantics:
 
 * default -- a decoded token sees exactly what it would see in a full forward over the whole sequence
   (sliding window ``q - k <= W`` in the meta-inclusive index, meta tokens always visible). Cached greedy
@@ -27,11 +27,16 @@ Shapes: input_ids, attention_mask (B, T); step logits (B, V); result (B, T + N);
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
+
+from .cache import HymbaCache
+from .impl import Impl
+from .inputs import check_inputs
 
 if TYPE_CHECKING:
     from .model import HymbaForCausalLM
@@ -39,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = [
     "FROM_CONFIG",
     "Streamer",
+    "meta_prefix_cache",
+    "clear_meta_cache",
     "check_generate_arguments",
     "check_left_padded",
     "left_pad",
@@ -68,6 +75,44 @@ class Streamer(Protocol):
     def put(self, ids: Tensor) -> None: ...
 
     def end(self) -> None: ...
+
+
+# model -> (key, cache): the meta tokens' decoding state, computed once per model (see meta_prefix_cache).
+_META_MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _meta_memo_key(model: HymbaForCausalLM, impl: Impl) -> tuple:
+    """Changes whenever the meta-prefix state could: any parameter replaced or updated in place."""
+    params = tuple((p.data_ptr(), p._version) for p in model.parameters())
+    return (model.device, model.dtype, impl, params)
+
+
+@torch.no_grad()
+def meta_prefix_cache(model: HymbaForCausalLM, batch_size: int = 1, impl: Impl | None = None) -> HymbaCache:
+    """A fresh cache that already holds the meta tokens' keys/values, conv and SSM states.
+
+    The meta tokens are the same for every input, so their state is computed once (batch 1) and memoised
+    per model; the memo is keyed on device, dtype, implementations and every parameter's storage and
+    version counter, so loading weights, ``.to()`` or an optimizer step recomputes it. Each call returns an
+    independent copy repeated to ``batch_size`` rows. The cache does not count as holding tokens
+    (``has_tokens`` is False): the next call is the prompt's prefill.
+    """
+    impl = Impl() if impl is None else impl
+    key = _meta_memo_key(model, impl)
+    memo = _META_MEMO.get(model)
+    if memo is None or memo[0] != key:
+        cache = model.new_cache(1)
+        if model.config.num_meta_tokens > 0:
+            no_tokens = torch.zeros(1, 0, dtype=torch.long, device=model.device)  # (1, 0)
+            model.model(no_tokens, None, cache, impl=impl)
+        memo = (key, cache)
+        _META_MEMO[model] = memo
+    return memo[1].repeat_rows(batch_size)
+
+
+def clear_meta_cache(model: HymbaForCausalLM) -> None:
+    """Forget ``model``'s memoised meta-prefix state (it is also recomputed automatically when stale)."""
+    _META_MEMO.pop(model, None)
 
 
 def left_pad(
@@ -188,6 +233,7 @@ def generate(
     streamer: Streamer | Callable[[Tensor], object] | None = None,
     output_scores: bool = False,
     use_meta_cache: bool = True,
+    impl: Impl | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Continue every row of ``input_ids`` (B, T) by up to ``max_new_tokens`` tokens -> (B, T + N).
 
@@ -205,8 +251,9 @@ def generate(
       ``put(ids)`` and ``end()`` (``end`` is called once at the end).
     * ``output_scores``: also return the raw next-token logits of every step, (B, steps, V) float32
       (steps < N when all rows stopped early; rows that had stopped hold logits of pad tokens).
-    * ``use_meta_cache``: start from :meth:`HymbaForCausalLM.meta_prefix_cache` (same numbers as running
-      the meta tokens with the prompt; set False to recompute them).
+    * ``use_meta_cache``: start from :func:`meta_prefix_cache` (same numbers as running the meta tokens
+      with the prompt; set False to recompute them).
+    * ``impl``: which implementations run (:class:`~minihymba.impl.Impl`; default: the ``"auto"`` policy).
     """
     check_generate_arguments(max_new_tokens, do_sample, temperature, top_k, top_p)
     cfg = model.config
@@ -215,15 +262,8 @@ def generate(
     if isinstance(pad_token_id, _FromConfig):
         pad_token_id = cfg.pad_token_id
     pad = 0 if pad_token_id is None else pad_token_id
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
-        shape = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
-        raise ValueError(f"input_ids must be a (batch, tokens) tensor, got {shape}")
+    check_inputs(input_ids, attention_mask, cfg.vocab_size)
     if attention_mask is not None:
-        if not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape:
-            got = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else attention_mask
-            raise ValueError(
-                f"attention_mask shape {got} does not match input_ids shape {tuple(input_ids.shape)}"
-            )
         check_left_padded(attention_mask)
         if bool(attention_mask.bool().all()):
             attention_mask = None  # nothing padded
@@ -234,15 +274,18 @@ def generate(
     new_ids = torch.full((b, max_new_tokens), pad, dtype=torch.long, device=device)  # (B, N)
     scores: list[Tensor] = []
     if max_new_tokens > 0:
-        cache = model.meta_prefix_cache(b) if use_meta_cache else model.new_cache(b)
-        logits = model(input_ids, attention_mask, cache=cache, last_only=True, hub_compat=hub_compat).logits
+        cache = meta_prefix_cache(model, b, impl) if use_meta_cache else model.new_cache(b)
+        logits = model(
+            input_ids, attention_mask, cache=cache, last_only=True, hub_compat=hub_compat, impl=impl
+        ).logits
         logits = logits[:, -1]  # (B, V)
         finished = torch.zeros(b, dtype=torch.bool, device=device)
         for step in range(max_new_tokens):
             if output_scores:
                 scores.append(logits)
-            choice = pick_next_token(logits, do_sample=do_sample, temperature=temperature, top_k=top_k,
-                                     top_p=top_p, generator=generator)  # fmt: skip
+            choice = pick_next_token(
+                logits, do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+            )
             choice = choice.masked_fill(finished, pad)  # (B,)
             new_ids[:, step] = choice
             _emit(streamer, choice)
@@ -250,7 +293,8 @@ def generate(
                 finished |= torch.isin(choice, eos)
             if step == max_new_tokens - 1 or bool(finished.all()):
                 break
-            logits = model(choice[:, None], cache=cache, last_only=True, hub_compat=hub_compat).logits[:, -1]
+            step_out = model(choice[:, None], cache=cache, last_only=True, hub_compat=hub_compat, impl=impl)
+            logits = step_out.logits[:, -1]
     if isinstance(streamer, Streamer):
         streamer.end()
     ids = torch.cat([input_ids, new_ids], dim=1)  # (B, T + N)

@@ -15,8 +15,8 @@ when they grow large, so the segments are summed directly (a cumulative sum over
 in float64, with -inf above the diagonal so exp() gives exact zeros there. The matrix has I * S * S * N
 intermediate entries: meant for short inputs (a few hundred tokens of a small model).
 
-The SSM inputs are recomputed from a layer's own submodules (in_proj, conv1d, x_proj, dt_proj and the
-inner norms), exactly as ``HybridMixer.ssm`` does, with no padding and no cache.
+The SSM inputs are recomputed by the layer itself (:meth:`~minihymba.hybrid_block.HybridMixer.ssm_inputs`,
+the same code its forward runs), with no padding and no cache.
 
 Shapes: S = M + T (meta tokens included, as the layer sees them); xc, dt, z, y (B, S, I); A (I, N);
 B, C (B, S, N); D (I,); alpha (B, I, S, S) [batch, channel, query t, key s]; averaged view (B, S, S).
@@ -24,18 +24,15 @@ B, C (B, S, N); D (I,); alpha (B, I, S, S) [batch, channel, query t, key s]; ave
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from .hybrid_block import HybridMixer, StepContext
+from .hybrid_block import HybridMixer, SSMInputs, StepContext
+from .impl import Impl
 from .model import HymbaForCausalLM
-from .ssm import causal_conv1d
+from .ssm import skip_and_gate
 
 __all__ = [
-    "SSMInputs",
     "ssm_inputs",
     "segment_sum",
     "hidden_attention_matrix",
@@ -43,19 +40,6 @@ __all__ = [
     "hidden_attention",
     "ssm_branch_output",
 ]
-
-
-@dataclass
-class SSMInputs:
-    """What a layer's selective scan reads: conv output xc, step dt, decay A, B, C, skip D, gate z."""
-
-    xc: Tensor  # (B, S, I)
-    dt: Tensor  # (B, S, I) float32, after softplus
-    A: Tensor  # (I, N) float32, negative
-    B: Tensor  # (B, S, N)
-    C: Tensor  # (B, S, N)
-    D: Tensor  # (I,) float32
-    z: Tensor  # (B, S, I)
 
 
 def _mixer_inputs(model: HymbaForCausalLM, input_ids: Tensor, layer: int) -> tuple[HybridMixer, Tensor]:
@@ -72,18 +56,8 @@ def _mixer_inputs(model: HymbaForCausalLM, input_ids: Tensor, layer: int) -> tup
 def ssm_inputs(model: HymbaForCausalLM, input_ids: Tensor, layer: int) -> SSMInputs:
     """Recompute the SSM branch's inputs of ``layer`` for ``input_ids`` (B, T) (no padding, no cache)."""
     mixer, u = _mixer_inputs(model, input_ids, layer)
-    cfg = mixer.config
     parts = mixer.in_proj(u).split(mixer.split_sizes, dim=-1)
-    xs, z = parts[-2], parts[-1]  # (B, S, I) each: the last two blocks are always (x, z)
-    xc, _ = causal_conv1d(xs, mixer.conv1d.weight[:, 0, :], mixer.conv1d.bias)  # (B, S, I), SiLU applied
-    dt, B, C = mixer.x_proj[0](xc).split([cfg.dt_rank, cfg.ssm_state_size, cfg.ssm_state_size], dim=-1)
-    if cfg.inner_layernorms:
-        dt, B, C = mixer.dt_layernorm(dt), mixer.B_layernorm(B), mixer.C_layernorm(C)
-    dt = F.softplus(
-        F.linear(dt, mixer.dt_proj[0].weight).float() + mixer.dt_proj[0].bias.float()
-    )  # (B, S, I)
-    A = -torch.exp(mixer.A_log[0].float())  # (I, N)
-    return SSMInputs(xc, dt, A, B, C, mixer.D[0].float(), z)
+    return mixer.ssm_inputs(parts[-2], parts[-1])[0]  # the last two blocks are always (x, z): (B, S, I)
 
 
 def segment_sum(a: Tensor) -> Tensor:
@@ -112,12 +86,8 @@ def hidden_attention_matrix(
 
 def ssm_output_from_attention(alpha: Tensor, xc: Tensor, D: Tensor, z: Tensor | None = None) -> Tensor:
     """y (Bt, S, I) = (alpha @ x per channel + D * x) * silu(z), in float32 (the scan's output dtype)."""
-    x = xc.to(alpha.dtype)
-    mixed = torch.einsum("bits,bsi->bti", alpha, x)  # (Bt, S, I)
-    y = (mixed + D.to(alpha.dtype) * x).float()
-    if z is not None:
-        y = y * F.silu(z.float())
-    return y.to(xc.dtype)
+    mixed = torch.einsum("bits,bsi->bti", alpha, xc.to(alpha.dtype))  # (Bt, S, I)
+    return skip_and_gate(mixed, xc, D, z).to(xc.dtype)
 
 
 @torch.no_grad()
@@ -144,7 +114,5 @@ def ssm_branch_output(model: HymbaForCausalLM, input_ids: Tensor, layer: int) ->
     """The SSM branch output y (B, S, I) of ``layer``, computed by the layer itself (``HybridMixer.ssm``)."""
     mixer, u = _mixer_inputs(model, input_ids, layer)
     parts = mixer.in_proj(u).split(mixer.split_sizes, dim=-1)
-    b, s = u.shape[:2]
-    positions = torch.arange(s, device=u.device).expand(b, s)  # (B, S)
-    ctx = StepContext(model.config, positions, None, None, None, scan_impl="ref")
+    ctx = StepContext.for_sequence(model.config, u.shape[1], impl=Impl.reference(), device=u.device)
     return mixer.ssm(parts[-2], parts[-1], ctx)

@@ -23,30 +23,32 @@ Shapes: x, u (B, S, D); q (B, H, S, Dk); k (B, Hkv, S, Dk); v (B, Hkv, S, Dv); a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import FLEX_IMPLS, attention
+from .attention import attention
 from .cache import HymbaCache, KVEntries
 from .config import HymbaConfig
-from .masks import materialize, positional_mask_mod, to_block_mask
+from .impl import FLEX_IMPLS, Impl, choose_attention, choose_conv, choose_scan
+from .masks import LayerMasks, decode_window
 from .norms import RMSNorm
-from .rope import apply_rope
-from .ssm import causal_conv1d_for, selective_scan
+from .rope import apply_rope, rope_cos_sin, rope_inv_freq
+from .scans import causal_conv1d, selective_scan
 
-__all__ = ["StepContext", "HybridMixer", "GatedMLP", "SingleExpertMoE", "HymbaDecoderLayer"]
+__all__ = ["StepContext", "SSMInputs", "HybridMixer", "GatedMLP", "SingleExpertMoE", "HymbaDecoderLayer"]
 
 
 @dataclass
 class StepContext:
-    """What every layer needs to know about the current forward call (built once by the model).
+    """What every layer needs to know about the current forward call (built once, by :meth:`create`).
 
     positions (B, S) position ids of this call's columns; valid (B, S) False at padding (None: no padding);
-    cos/sin (B, S, Dk) RoPE tables (None when RoPE is off); cache: decoding state or None;
-    narrow_decode: hub-compatible decoding (sliding window W-1 on a cache that already holds tokens).
+    cos/sin (B, S, Dk) RoPE tables (None when RoPE is off); masks: the call's masks, built on demand;
+    cache: decoding state or None; impl: the implementations to run; narrow_decode: NVIDIA's cached
+    decoding (sliding window W - 1 on a cache that already holds tokens, :func:`~minihymba.masks.decode_window`).
     """
 
     config: HymbaConfig
@@ -54,62 +56,69 @@ class StepContext:
     valid: Tensor | None
     cos: Tensor | None
     sin: Tensor | None
+    masks: LayerMasks
     cache: HymbaCache | None = None
-    attn_impl: str = "sdpa"
-    scan_impl: str = "ref"
+    impl: Impl = Impl()
     output_attentions: bool = False
     narrow_decode: bool = False
-    _masks: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def create(
+        cls,
+        config: HymbaConfig,
+        positions: Tensor,
+        valid: Tensor | None = None,
+        *,
+        cache: HymbaCache | None = None,
+        impl: Impl | None = None,
+        output_attentions: bool = False,
+        hub_compat: bool = False,
+        dtype: torch.dtype = torch.float32,
+    ) -> StepContext:
+        """The context of a call over columns at ``positions`` (B, S) (RoPE tables in ``dtype``)."""
+        cos = sin = None
+        if config.rope:
+            cos, sin = rope_cos_sin(rope_inv_freq(config, positions.device), positions, dtype)  # (B, S, Dk)
+        return cls(
+            config,
+            positions,
+            valid,
+            cos,
+            sin,
+            LayerMasks(positions, valid, config.num_meta_tokens),
+            cache=cache,
+            impl=Impl() if impl is None else impl,
+            output_attentions=output_attentions,
+            narrow_decode=hub_compat and cache is not None and cache.has_tokens,
+        )
+
+    @classmethod
+    def for_sequence(
+        cls, config: HymbaConfig, length: int, *, impl: Impl | None = None, device: torch.device | str = "cpu"
+    ) -> StepContext:
+        """A fresh, unpadded, uncached sequence of ``length`` columns (meta tokens included)."""
+        return cls.create(config, torch.arange(length, device=device)[None], impl=impl)
 
     def window(self, layer: int) -> int | None:
         """The sliding window of ``layer`` in this call (None for a global layer)."""
-        if self.config.is_global(layer):
-            return None
-        w = self.config.sliding_window
-        return w - 1 if self.narrow_decode else w
+        return decode_window(self.config.window(layer), self.narrow_decode)
 
     def new_entries(self, keys: Tensor, values: Tensor) -> KVEntries:
         valid = self.valid if self.valid is not None else torch.ones_like(self.positions, dtype=torch.bool)
         return KVEntries(keys, values, self.positions, valid)
 
-    def layer_attn_impl(self) -> str:
-        """The attention impl this call runs. Flex needs Q > 1 to pay off: a decode step (one query per
-        row) falls back to SDPA, and attention maps (``output_attentions``) always come from eager."""
-        if self.attn_impl in FLEX_IMPLS and self.positions.shape[1] == 1:
-            return "sdpa"
-        return self.attn_impl
 
-    def is_plain_causal(self, layer: int, kv: KVEntries) -> bool:
-        """True when ``layer``'s mask over ``kv`` is exactly lower-triangular: the keys are this call's own
-        columns (a prefill from an empty cache), nothing is padded, and no key is old enough to leave the
-        sliding window (S - M - 1 <= W: meta keys never leave it)."""
-        s = self.positions.shape[1]
-        if self.valid is not None or len(kv) != s:
-            return False
-        window = self.window(layer)
-        return window is None or s - self.config.num_meta_tokens - 1 <= window
+@dataclass
+class SSMInputs:
+    """What a layer's selective scan reads: conv output xc, step dt, decay A, B, C, skip D, gate z."""
 
-    def mask(self, layer: int, kv: KVEntries, block: bool = False):
-        """Dense (B, S, K) mask of ``layer`` over ``kv`` -- or with ``block`` a FlexAttention BlockMask of
-        the same mask_mod -- built once per (window, key count, kind). None (dense only) when the mask is
-        plain causal (:meth:`is_plain_causal`): attention then uses its causal kernel.
-
-        Every layer that owns keys has seen the same history and is trimmed by the same rule, so two
-        layers with the same window and the same number of keys have identical positions and padding.
-        """
-        if not block and self.is_plain_causal(layer, kv):
-            return None
-        window = self.window(layer)
-        key = (window, len(kv), block)
-        if key not in self._masks:
-            s = self.positions.shape[1]
-            mod = positional_mask_mod(
-                self.positions, kv.positions, kv.valid, window, self.config.num_meta_tokens,
-                q_valid=self.valid, q_offset=len(kv) - s,
-            )  # fmt: skip
-            build = to_block_mask if block else materialize
-            self._masks[key] = build(mod, s, len(kv), self.positions.shape[0], self.positions.device)
-        return self._masks[key]
+    xc: Tensor  # (B, S, I) the convolution's output (SiLU applied)
+    dt: Tensor  # (B, S, I) float32, after softplus
+    A: Tensor  # (I, N) float32, negative
+    B: Tensor  # (B, S, N)
+    C: Tensor  # (B, S, N)
+    D: Tensor  # (I,) float32
+    z: Tensor  # (B, S, I) the gate
 
 
 class HybridMixer(nn.Module):
@@ -123,8 +132,9 @@ class HybridMixer(nn.Module):
         d, inner, n, r = config.hidden_size, config.d_inner, config.ssm_state_size, config.dt_rank
         eps = config.rms_norm_eps
         self.in_proj = nn.Linear(d, sum(self.split_sizes), bias=config.proj_bias)
-        self.conv1d = nn.Conv1d(inner, inner, config.conv_kernel, groups=inner, bias=config.conv_bias,
-                                padding=config.conv_kernel - 1)  # fmt: skip
+        self.conv1d = nn.Conv1d(
+            inner, inner, config.conv_kernel, groups=inner, bias=config.conv_bias, padding=config.conv_kernel - 1
+        )
         self.x_proj = nn.ModuleList([nn.Linear(inner, r + 2 * n, bias=False)])
         self.dt_proj = nn.ModuleList([nn.Linear(r, inner, bias=True)])
         self.A_log = nn.ParameterList([nn.Parameter(torch.empty(inner, n))])
@@ -159,26 +169,39 @@ class HybridMixer(nn.Module):
             if shared_kv is None:
                 raise RuntimeError(f"layer {self.layer} reads shared keys/values but none were given")
             kv = shared_kv
-        impl = ctx.layer_attn_impl()
-        block = impl in FLEX_IMPLS and not ctx.output_attentions  # flex reads a BlockMask
+        impl = choose_attention(ctx.impl, queries=s, device=q.device, need_probs=ctx.output_attentions)
+        mask = ctx.masks.get(ctx.window(self.layer), kv.positions, kv.valid, block=impl in FLEX_IMPLS)
         out, probs = attention(
-            q, kv.keys, kv.values, ctx.mask(self.layer, kv, block),
-            scale=1.0 / math.sqrt(cfg.head_dim), impl=impl, return_probs=ctx.output_attentions,
-        )  # fmt: skip
+            q,
+            kv.keys,
+            kv.values,
+            mask,
+            scale=1.0 / math.sqrt(cfg.head_dim),
+            impl=impl,
+            return_probs=ctx.output_attentions,
+        )
         return out.transpose(1, 2).reshape(b, s, cfg.d_inner), kv, probs  # (B, S, H*Dv) = (B, S, I)
 
     # ---------------------------------------------------------------- SSM branch
-    def ssm(self, xs: Tensor, z: Tensor, ctx: StepContext) -> Tensor:
-        """Conv, input-dependent (dt, B, C), selective scan, gate. (B, S, I) -> (B, S, I)."""
+    def ssm_inputs(
+        self,
+        xs: Tensor,
+        z: Tensor,
+        *,
+        valid: Tensor | None = None,
+        conv_state: Tensor | None = None,
+        conv_impl: str = "ref",
+    ) -> tuple[SSMInputs, Tensor]:
+        """Conv, then the input-dependent (dt, B, C) and A: everything the scan reads, and the new conv state.
+
+        ``valid`` (B, S) marks real columns: padding is zeroed before the conv and gets dt = 0, so the
+        state passes it unchanged. xs, z (B, S, I).
+        """
         cfg = self.config
-        cache = ctx.cache
-        valid = ctx.valid
         if valid is not None:
             xs = xs.masked_fill(~valid[..., None], 0.0)  # padding must not enter the conv or the scan
-        conv_state = None if cache is None else cache.conv_states[self.layer]
         weight = self.conv1d.weight[:, 0, :]  # (I, K)
-        conv = causal_conv1d_for(ctx.scan_impl)  # the reference, or the CUDA kernel with scan_impl='cuda'
-        xc, conv_state = conv(xs, weight, self.conv1d.bias, conv_state, valid)  # (B, S, I)
+        xc, conv_state = causal_conv1d(xs, weight, self.conv1d.bias, conv_state, valid, impl=conv_impl)
         dt, B, C = self.x_proj[0](xc).split([cfg.dt_rank, cfg.ssm_state_size, cfg.ssm_state_size], dim=-1)
         if cfg.inner_layernorms:
             dt, B, C = self.dt_layernorm(dt), self.B_layernorm(B), self.C_layernorm(C)
@@ -187,11 +210,22 @@ class HybridMixer(nn.Module):
         if valid is not None:
             dt = dt.masked_fill(~valid[..., None], 0.0)  # dt = 0: the state passes padding unchanged
         A = -torch.exp(self.A_log[0].float())  # (I, N), negative: a decay
-        h0 = None if cache is None else cache.ssm_states[self.layer]
-        y, h = selective_scan(xc, dt, A, B, C, self.D[0].float(), z, h0, impl=ctx.scan_impl)
+        return SSMInputs(xc, dt, A, B, C, self.D[0].float(), z), conv_state
+
+    def ssm(self, xs: Tensor, z: Tensor, ctx: StepContext) -> Tensor:
+        """Conv, input-dependent (dt, B, C), selective scan, gate. (B, S, I) -> (B, S, I)."""
+        cache, layer = ctx.cache, self.layer
+        s = xs.shape[1]
+        conv_state = None if cache is None else cache.conv_states[layer]
+        h0 = None if cache is None else cache.ssm_states[layer]
+        conv_impl = choose_conv(
+            ctx.impl, device=xs.device, length=s, has_state=conv_state is not None, padded=ctx.valid is not None
+        )
+        inp, conv_state = self.ssm_inputs(xs, z, valid=ctx.valid, conv_state=conv_state, conv_impl=conv_impl)
+        scan_impl = choose_scan(ctx.impl, device=xs.device, length=s, has_state=h0 is not None)
+        y, h = selective_scan(inp.xc, inp.dt, inp.A, inp.B, inp.C, inp.D, inp.z, h0, impl=scan_impl)
         if cache is not None:  # states are kept in the model dtype
-            cache.conv_states[self.layer] = conv_state.to(xs.dtype)
-            cache.ssm_states[self.layer] = h.to(xs.dtype)
+            cache.set_ssm_states(layer, conv_state, h, xs.dtype)
         return y
 
     def forward(

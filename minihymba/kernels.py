@@ -1,18 +1,23 @@
 """Optional CUDA kernels: mamba-ssm's selective scan and causal-conv1d's convolution, behind guarded imports.
 
-Nothing here is imported by ``import minihymba``. ``ssm.selective_scan(..., impl="cuda")`` imports this
-module on first use and calls :func:`register`, which adds ``"cuda"`` to ``ssm.SCAN_IMPLS`` (and to
-``ssm.CONV_IMPLS`` when causal-conv1d is present) only if CUDA is available *and* the compiled extension
-modules import. Install them on a CUDA machine with ``pip install --no-build-isolation mamba-ssm
-causal-conv1d`` (the ``gpu`` extra); on a CPU-only machine they cannot be built usefully.
+Nothing here is imported by ``import minihymba``: :mod:`minihymba.scans` imports this module the first time
+the ``"cuda"`` scan or convolution is asked for, and :func:`available` says whether CUDA is available *and*
+the compiled extension modules import. Install them on a CUDA machine with ``pip install
+--no-build-isolation mamba-ssm causal-conv1d`` (the ``gpu`` extra); on a CPU-only machine they cannot be
+built usefully.
 
 The kernels take channels-first tensors (Bt, I, L); minihymba keeps time in the middle (Bt, L, I). The
 wrappers transpose in and out so they share the signatures of :func:`minihymba.ssm.selective_scan_ref` and
-:func:`minihymba.ssm.causal_conv1d`. Cases a kernel does not cover fall back to the pure-PyTorch path:
+:func:`minihymba.ssm.causal_conv1d`. What the kernels cover (:func:`scan_covers`, :func:`conv_covers`):
 
-* scan with an initial state and L > 1 (``selective_scan_fn`` always starts from zero): the fused loop;
-* scan with an initial state and L = 1 (a decode step): mamba-ssm's ``selective_state_update``;
-* convolution with padding (``valid``), or with a state and L > 1: the reference convolution.
+* scan from a zero state, any L (``selective_scan_fn``), or one step from a given state (a decode step,
+  ``selective_state_update``); *not* L > 1 from a given state (``selective_scan_fn`` always starts from
+  zero) nor ``return_all_states`` (the states never leave the chip);
+* convolution from a zero state without padding (``causal_conv1d_fn``), or one step from a given state
+  (``causal_conv1d_update``); *not* padded columns (``valid``) nor L > 1 from a given state.
+
+An uncovered call raises ValueError: ``Impl(scan="auto")`` / ``Impl(conv="auto")`` use the pure-PyTorch
+implementations for those calls instead (the policy in :mod:`minihymba.impl`).
 
 Shapes: x, dt, z (Bt, L, I); A (I, N); B, C (Bt, L, N); D (I,); h (Bt, I, N); conv weight (I, K),
 conv state (Bt, I, K).
@@ -26,10 +31,15 @@ import importlib.util
 import torch
 from torch import Tensor
 
-from . import ssm
-from .scan_fast import selective_scan_fused
-
-__all__ = ["available", "unavailable_reason", "register", "selective_scan_cuda", "causal_conv1d_cuda"]
+__all__ = [
+    "available",
+    "conv_available",
+    "unavailable_reason",
+    "scan_covers",
+    "conv_covers",
+    "selective_scan_cuda",
+    "causal_conv1d_cuda",
+]
 
 _kernels: dict[str, object] = {}  # name -> function, filled by _load()
 _reason: list[str] = []  # why the scan kernel is unavailable (empty when available or not yet checked)
@@ -74,14 +84,19 @@ def unavailable_reason() -> str:
     return "; ".join(_reason)
 
 
-def register() -> bool:
-    """Add ``"cuda"`` to ``ssm.SCAN_IMPLS`` (and ``ssm.CONV_IMPLS``) if the kernels work; -> available()."""
-    if not available():
-        return False
-    ssm.SCAN_IMPLS["cuda"] = selective_scan_cuda
-    if "causal_conv1d_fn" in _kernels:
-        ssm.CONV_IMPLS["cuda"] = causal_conv1d_cuda
-    return True
+def conv_available() -> bool:
+    """True when causal-conv1d's kernels import as well (on top of :func:`available`)."""
+    return available() and "causal_conv1d_fn" in _kernels
+
+
+def scan_covers(length: int, has_state: bool) -> bool:
+    """Whether the scan kernel can run a call of ``length`` steps starting from a given state or not."""
+    return not has_state or length == 1
+
+
+def conv_covers(length: int, has_state: bool, padded: bool) -> bool:
+    """Whether the convolution kernels can run a call (no padding; from zero, or one step from a state)."""
+    return not padded and (not has_state or length == 1)
 
 
 def selective_scan_cuda(
@@ -99,10 +114,14 @@ def selective_scan_cuda(
     if not available():
         raise RuntimeError(f"the CUDA selective scan is unavailable: {unavailable_reason()}")
     if not _on_gpu(x):
-        raise ValueError("selective_scan_cuda needs CUDA tensors; use impl='fused' on CPU")
-    if return_all_states:  # the kernel keeps its states on chip; only the reference can return them
-        return ssm.selective_scan_ref(x, dt, A, B, C, D, z, h0, return_all_states=True)
+        raise ValueError("selective_scan_cuda needs CUDA tensors; use another scan on CPU")
     length = x.shape[1]
+    if return_all_states or not scan_covers(length, h0 is not None):
+        raise ValueError(
+            "the CUDA scan kernel covers a scan from a zero state or one step from a given state, without "
+            f"return_all_states (got L={length}, initial state: {h0 is not None}, "
+            f"return_all_states={return_all_states}); use Impl(scan='auto') or another scan"
+        )
     D32 = None if D is None else D.float()
     if h0 is not None and length == 1:  # a decode step: update the state in place
         h = h0.float().clone()  # (Bt, I, N)
@@ -111,8 +130,6 @@ def selective_scan_cuda(
             D=D32, z=None if z is None else z[:, 0],
         )  # fmt: skip  # (Bt, I)
         return y[:, None].to(x.dtype), h
-    if h0 is not None or length == 0:  # the kernel cannot start from a given state
-        return selective_scan_fused(x, dt, A, B, C, D, z, h0)
     y, h = _kernels["selective_scan_fn"](
         _channels_first(x), _channels_first(dt.to(x.dtype)), A.float().contiguous(),
         _channels_first(B.to(x.dtype)), _channels_first(C.to(x.dtype)), D32,
@@ -140,9 +157,16 @@ def causal_conv1d_cuda(
     """causal-conv1d's kernels with :func:`~minihymba.ssm.causal_conv1d`'s contract (y, new_state)."""
     bt, length, width = x.shape
     k = weight.shape[-1]
-    uncovered = valid is not None or (state is not None and length != 1)
-    if "causal_conv1d_fn" not in _kernels or not _on_gpu(x) or uncovered:
-        return ssm.causal_conv1d(x, weight, bias, state, valid, activation)
+    if not conv_available():
+        raise RuntimeError(f"the CUDA convolution is unavailable: {unavailable_reason() or 'no causal-conv1d'}")
+    if not _on_gpu(x):
+        raise ValueError("causal_conv1d_cuda needs CUDA tensors; use the 'ref' convolution on CPU")
+    if not conv_covers(length, state is not None, valid is not None):
+        raise ValueError(
+            "the CUDA convolution kernels cover unpadded calls from a zero state or one step from a state "
+            f"(got L={length}, state: {state is not None}, padding: {valid is not None}); use "
+            "Impl(conv='auto') or conv='ref'"
+        )
     act = "silu" if activation else None
     w = weight.to(x.dtype).contiguous()
     b = None if bias is None else bias.to(x.dtype)

@@ -28,61 +28,19 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import HymbaConfig
+from .dtypes import as_dtype
+from .hub import resolve_checkpoint
 from .model import HymbaForCausalLM
 
-__all__ = ["CheckpointError", "resolve_checkpoint", "load_pretrained", "save_pretrained"]
+__all__ = ["CheckpointError", "load_pretrained", "save_pretrained"]
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 TIED_HEAD = "lm_head.weight"
-HUB_FILES = [
-    "config.json", "generation_config.json", "*.safetensors", INDEX_FILE,
-    "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-    "added_tokens.json",
-]  # fmt: skip
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}  # fmt: skip
 
 
 class CheckpointError(ValueError):
     """A checkpoint that does not match its config: lists every problem found."""
-
-
-def _as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in _DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)} or a torch.dtype")
-    return _DTYPES[dtype]
-
-
-def _looks_like_repo_id(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~")) and os.sep not in parts[1]
-
-
-def resolve_checkpoint(name_or_path: str | os.PathLike, revision: str | None = None) -> Path:
-    """The local directory holding the checkpoint: ``name_or_path`` itself, or the hub snapshot."""
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists():
-        raise FileNotFoundError(f"{path} is a file; pass the checkpoint directory that holds config.json")
-    name = str(name_or_path)
-    if not _looks_like_repo_id(name):
-        raise FileNotFoundError(f"no checkpoint directory at {path} (and {name!r} is not a hub repo id)")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id=name, revision=revision, allow_patterns=HUB_FILES))
-    except Exception as err:  # offline, not cached, no such repo, gated ...
-        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-        hint = " (HF_HUB_OFFLINE is set and the model is not in the local HF cache)" if offline else ""
-        raise FileNotFoundError(
-            f"could not get {name!r} from the Hugging Face hub{hint}: {type(err).__name__}: {err}. "
-            "Download it where there is network (huggingface-cli download "
-            f"{name}) or pass a local directory."
-        ) from err
 
 
 def _shard_files(directory: Path) -> list[Path]:
@@ -182,7 +140,7 @@ def load_pretrained(
     Raises :class:`CheckpointError` (listing every problem) for a checkpoint that does not match its
     config, ``ValueError`` for a bad config, ``FileNotFoundError`` when nothing can be found.
     """
-    dtype = _as_dtype(dtype)
+    dtype = None if dtype is None else as_dtype(dtype)
     device = torch.device(device)
     directory = resolve_checkpoint(name_or_path, revision)
     config = HymbaConfig.from_hf_config(directory / "config.json")
@@ -212,7 +170,7 @@ def save_pretrained(
     With ``max_shard_bytes`` the weights are split into ``model-0000i-of-0000n.safetensors`` files plus a
     ``model.safetensors.index.json``, as ``transformers`` writes them.
     """
-    dtype = _as_dtype(dtype)
+    dtype = None if dtype is None else as_dtype(dtype)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     hf = model.config.to_hf_config()

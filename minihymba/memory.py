@@ -3,12 +3,13 @@
 After the M meta tokens and T more columns (prompt + generated tokens, padding included) the cache holds,
 per sequence:
 
-    global layer                    (M + T)          key/value entries
-    sliding-window KV producer      min(M + T, M + W) entries  (meta pinned + the W most recent)
+    global layer                    M + T            key/value entries
+    sliding-window KV producer      M + min(T, W)    entries   (meta pinned + the W most recent)
     KV consumer                     0                (reads its producer's entries)
     every layer                     conv state I x K  +  SSM state I x N   (constant in T)
 
-with one entry = Hkv x (Dk + Dv) numbers. Multiply by the batch size and the element size of the model
+with one entry = Hkv x (Dk + Dv) numbers. The entry counts are not restated here: they come from
+:func:`minihymba.masks.keys_kept`, the mask rule evaluated (the cache trims by the same rule). Multiply by the batch size and the element size of the model
 dtype. :func:`cache_bytes` is that formula; :meth:`minihymba.cache.HymbaCache.nbytes` measures a real
 cache, and the tests check that the two agree. :func:`cache_variants` applies the same formula to the
 same geometry with every layer global ("no_swa") and/or every layer owning its keys ("no_sharing");
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 import torch
 
 from .config import HymbaConfig
+from .dtypes import as_dtype
+from .masks import keys_kept
 
 __all__ = [
     "CacheSize",
@@ -41,9 +44,6 @@ __all__ = [
 LLAMA_3_2_1B = {"num_layers": 16, "num_kv_heads": 8, "head_dim": 64}
 LLAMA_3_2_3B = {"num_layers": 28, "num_kv_heads": 8, "head_dim": 128}
 
-_DTYPE_NAMES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
-                "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}  # fmt: skip
-
 
 @dataclass(frozen=True)
 class CacheSize:
@@ -59,11 +59,7 @@ class CacheSize:
 
 def element_size(dtype: torch.dtype | str) -> int:
     """Bytes per number: 2 for bf16/fp16, 4 for fp32 (names such as "bf16" are accepted)."""
-    if isinstance(dtype, str):
-        if dtype not in _DTYPE_NAMES:
-            raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPE_NAMES)} or a torch.dtype")
-        dtype = _DTYPE_NAMES[dtype]
-    return torch.empty((), dtype=dtype).element_size()
+    return torch.empty((), dtype=as_dtype(dtype)).element_size()
 
 
 def kv_entries(
@@ -78,10 +74,7 @@ def kv_entries(
         raise ValueError(f"seq_len must be >= 0, got {seq_len}")
     if kv_sharing and not config.owns_kv(layer):
         return 0
-    m = config.num_meta_tokens
-    if not sliding_windows or config.is_global(layer) or config.sliding_window is None:
-        return m + seq_len
-    return min(m + seq_len, m + config.sliding_window)
+    return keys_kept(config.window(layer) if sliding_windows else None, config.num_meta_tokens, seq_len)
 
 
 def cache_bytes(

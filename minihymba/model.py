@@ -22,12 +22,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .attention import ATTENTION_IMPLS
 from .cache import HymbaCache, KVEntries
 from .config import HymbaConfig
 from .hybrid_block import HybridMixer, HymbaDecoderLayer, StepContext
+from .impl import Impl
+from .inputs import check_inputs
 from .norms import RMSNorm
-from .rope import rope_cos_sin, rope_inv_freq
 
 __all__ = ["HymbaOutput", "HymbaModel", "HymbaForCausalLM"]
 
@@ -40,34 +40,6 @@ class HymbaOutput:
     hidden_states: tuple[Tensor, ...] | None = None  # n_layers + 1 tensors (B, S, D), meta included
     attentions: tuple[Tensor, ...] | None = None  # per layer (B, H, S, K) attention probabilities
     cache: HymbaCache | None = None
-
-
-def _check_inputs(input_ids: Tensor, attention_mask: Tensor | None, vocab_size: int) -> None:
-    if not isinstance(input_ids, Tensor):
-        raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
-    if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
-        raise TypeError(f"input_ids must be an integer tensor, got dtype {input_ids.dtype}")
-    if input_ids.dim() != 2:
-        raise ValueError(f"input_ids must have shape (batch, tokens), got {tuple(input_ids.shape)}")
-    if input_ids.numel() == 0:
-        raise ValueError(f"input_ids is empty (shape {tuple(input_ids.shape)}): give at least one token")
-    if not input_ids.is_meta:
-        low, high = int(input_ids.min()), int(input_ids.max())
-        if low < 0 or high >= vocab_size:
-            bad = low if low < 0 else high
-            raise ValueError(f"input_ids contains token id {bad}, outside the vocabulary [0, {vocab_size})")
-    if attention_mask is not None:
-        if not isinstance(attention_mask, Tensor):
-            raise TypeError(f"attention_mask must be a torch.Tensor, got {type(attention_mask).__name__}")
-        if attention_mask.shape != input_ids.shape:
-            raise ValueError(
-                f"attention_mask shape {tuple(attention_mask.shape)} does not match input_ids shape "
-                f"{tuple(input_ids.shape)}"
-            )
-        if attention_mask.dtype.is_floating_point or not bool(
-            ((attention_mask == 0) | (attention_mask == 1)).all()
-        ):
-            raise ValueError("attention_mask must hold only 0 (padding) and 1 (token) integers or bools")
 
 
 class HymbaModel(nn.Module):
@@ -90,14 +62,11 @@ class HymbaModel(nn.Module):
         *,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
-        attn_impl: str = "sdpa",
-        scan_impl: str = "ref",
+        impl: Impl | None = None,
         hub_compat: bool = False,
     ) -> tuple[Tensor, tuple[Tensor, ...] | None, tuple[Tensor, ...] | None]:
         """Returns (final-normed states (B, S, D), hidden states, attentions)."""
         cfg = self.config
-        if attn_impl not in ATTENTION_IMPLS:
-            raise ValueError(f"unknown attn_impl {attn_impl!r}; choose one of {ATTENTION_IMPLS}")
         b, t = input_ids.shape
         x = self.embed_tokens(input_ids)  # (B, T, D)
         valid = None if attention_mask is None else attention_mask.bool()  # (B, T)
@@ -109,22 +78,26 @@ class HymbaModel(nn.Module):
                 valid = torch.cat([valid.new_ones(b, cfg.num_meta_tokens), valid], dim=1)
         s = x.shape[1]
         # Position ids: count real columns only, continuing from where the cache stopped.
-        start = x.new_zeros(b, dtype=torch.long) if cache is None or cache.next_position is None \
-            else cache.next_position  # fmt: skip
+        if cache is None or cache.next_position is None:
+            start = x.new_zeros(b, dtype=torch.long)  # (B,)
+        else:
+            start = cache.next_position
         if valid is None:
             positions = start[:, None] + torch.arange(s, device=x.device)  # (B, S)
         else:
             positions = (start[:, None] + valid.long().cumsum(1) - 1).clamp(min=0)
         if valid is not None and bool(valid.all()):
             valid = None  # nothing is padded: skip the padding code paths
-        cos = sin = None
-        if cfg.rope:
-            cos, sin = rope_cos_sin(rope_inv_freq(cfg, x.device), positions, x.dtype)  # (B, S, Dk)
-        ctx = StepContext(
-            cfg, positions, valid, cos, sin, cache=cache, attn_impl=attn_impl, scan_impl=scan_impl,
-            output_attentions=output_attentions, narrow_decode=hub_compat and cache is not None
-            and cache.has_tokens,
-        )  # fmt: skip
+        ctx = StepContext.create(
+            cfg,
+            positions,
+            valid,
+            cache=cache,
+            impl=impl,
+            output_attentions=output_attentions,
+            hub_compat=hub_compat,
+            dtype=x.dtype,
+        )
 
         hidden: list[Tensor] = []
         probs_per_layer: list[Tensor] = []
@@ -142,11 +115,8 @@ class HymbaModel(nn.Module):
             hidden.append(x)
 
         if cache is not None:
-            cache.trim()
-            cache.next_position = positions[:, -1] + 1 if valid is None else \
-                start + valid.long().sum(1)  # fmt: skip
-            cache.length += s
-            cache.has_tokens = cache.has_tokens or t > 0
+            next_position = positions[:, -1] + 1 if valid is None else start + valid.long().sum(1)  # (B,)
+            cache.advance(next_position, s, has_tokens=t > 0)
         return (
             x,
             tuple(hidden) if output_hidden_states else None,
@@ -164,9 +134,6 @@ class HymbaForCausalLM(nn.Module):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
-        self.attn_impl = "sdpa"  # "eager" (reference, explicit softmax) or "sdpa"
-        self.scan_impl = "fused"  # ssm.SCAN_IMPLS: "fused" (CPU fast path), "ref" (the definition), ...
-        self._meta_memo: tuple[tuple, HymbaCache] | None = None  # see meta_prefix_cache
         self.reset_parameters()
 
     @torch.no_grad()
@@ -215,34 +182,6 @@ class HymbaForCausalLM(nn.Module):
         """An empty decoding cache for ``batch_size`` sequences."""
         return HymbaCache(self.config, batch_size)
 
-    def _meta_memo_key(self) -> tuple:
-        """Changes whenever the meta-prefix state could: any parameter replaced or updated in place."""
-        params = tuple((p.data_ptr(), p._version) for p in self.parameters())
-        return (self.device, self.dtype, self.attn_impl, self.scan_impl, params)
-
-    @torch.no_grad()
-    def meta_prefix_cache(self, batch_size: int = 1) -> HymbaCache:
-        """A fresh cache that already holds the meta tokens' keys/values, conv and SSM states.
-
-        The meta tokens are the same for every input, so their state is computed once (batch 1) and
-        memoised; the memo is keyed on device, dtype, kernels and every parameter's storage and version
-        counter, so loading weights, ``.to()`` or an optimizer step recomputes it. Each call returns an
-        independent copy repeated to ``batch_size`` rows. The cache does not count as holding tokens
-        (``has_tokens`` is False): the next call is the prompt's prefill.
-        """
-        key = self._meta_memo_key()
-        if self._meta_memo is None or self._meta_memo[0] != key:
-            cache = self.new_cache(1)
-            if self.config.num_meta_tokens > 0:
-                no_tokens = torch.zeros(1, 0, dtype=torch.long, device=self.device)  # (1, 0)
-                self.model(no_tokens, None, cache, attn_impl=self.attn_impl, scan_impl=self.scan_impl)
-            self._meta_memo = (key, cache)
-        return self._meta_memo[1].repeat_rows(batch_size)
-
-    def clear_meta_cache(self) -> None:
-        """Forget the memoised meta-prefix state (it is also recomputed automatically when stale)."""
-        self._meta_memo = None
-
     def forward(
         self,
         input_ids: Tensor,
@@ -253,25 +192,31 @@ class HymbaForCausalLM(nn.Module):
         output_attentions: bool = False,
         last_only: bool = False,
         hub_compat: bool = False,
+        impl: Impl | None = None,
     ) -> HymbaOutput:
         """Logits for every real token of ``input_ids`` (B, T).
 
         ``attention_mask`` (B, T): 1 for tokens, 0 for padding. ``cache``: a :class:`HymbaCache` to read
         and update (prefill when empty, decode otherwise). ``last_only``: logits of the last column only.
-        ``output_attentions`` uses the eager reference attention and returns (B, H, S, K) maps per layer.
-        ``hub_compat``: decode steps see one key fewer in sliding-window layers, as NVIDIA's cached
-        generation does (see :mod:`minihymba.cache`).
+        ``output_attentions``: also return (B, H, S, K) attention maps per layer (computed by the eager
+        reference attention). ``hub_compat``: decode steps see one key fewer in sliding-window layers, as
+        NVIDIA's cached generation does (see :mod:`minihymba.masks`). ``impl``: which implementations run
+        (:class:`~minihymba.impl.Impl`; default ``Impl()``, the documented ``"auto"`` policy).
         """
-        _check_inputs(input_ids, attention_mask, self.config.vocab_size)
+        check_inputs(input_ids, attention_mask, self.config.vocab_size)
         if cache is not None and cache.batch_size != input_ids.shape[0]:
             raise ValueError(
                 f"cache was made for batch size {cache.batch_size}, input_ids has {input_ids.shape[0]} rows"
             )
         x, hidden, attentions = self.model(
-            input_ids, attention_mask, cache,
-            output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-            attn_impl=self.attn_impl, scan_impl=self.scan_impl, hub_compat=hub_compat,
-        )  # fmt: skip
+            input_ids,
+            attention_mask,
+            cache,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            impl=impl,
+            hub_compat=hub_compat,
+        )
         x = x[:, -input_ids.shape[1] :]  # drop the meta positions: (B, T, D)
         if last_only:
             x = x[:, -1:]
@@ -283,7 +228,8 @@ class HymbaForCausalLM(nn.Module):
 
         Keyword arguments: ``attention_mask`` (left padding), ``max_new_tokens``, ``do_sample``,
         ``temperature``, ``top_k``, ``top_p``, ``eos_token_id``, ``pad_token_id``, ``generator``,
-        ``hub_compat`` (NVIDIA's cached-decode window), ``streamer``, ``output_scores``, ``use_meta_cache``.
+        ``hub_compat`` (NVIDIA's cached-decode window), ``streamer``, ``output_scores``, ``use_meta_cache``,
+        ``impl``.
         A thin wrapper: see :func:`minihymba.generation.generate` for their meaning and the semantics.
         """
         from .generation import generate

@@ -9,8 +9,9 @@ For every channel c of the inner width I and state index n < N, with step size d
 A = -exp(A_log) < 0, so exp(dt*A) in (0, 1) is a per-step decay ("zero-order hold" for A, Euler for B).
 dt, B and C depend on the input -- that is what makes the scan *selective*.
 
-:func:`selective_scan_ref` is the definition: a plain loop over time, in float32. Faster scans (chosen
-explicitly elsewhere) must return the same thing for the same arguments.
+:func:`selective_scan_ref` is the definition: a plain loop over time, in float32. The faster scans in
+:mod:`minihymba.scan_fast` (and mamba-ssm's kernel, :mod:`minihymba.kernels`) take the same arguments and
+must return the same thing; :mod:`minihymba.scans` names them all.
 
 Padding: a padded position must leave the state untouched. With x = 0 and dt = 0 there, the update is
 h_t = exp(0) * h_{t-1} + 0 = h_{t-1}, so the scan itself needs no mask; the caller zeroes x and dt.
@@ -22,20 +23,11 @@ conv weight (I, K), conv state (Bt, I, K) = the last K inputs seen.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = [
-    "CONV_IMPLS",
-    "SCAN_IMPLS",
-    "causal_conv1d",
-    "causal_conv1d_for",
-    "selective_scan_ref",
-    "selective_scan",
-]
+__all__ = ["causal_conv1d", "skip_and_gate", "selective_scan_ref", "random_scan_inputs"]
 
 
 def causal_conv1d(
@@ -80,6 +72,19 @@ def causal_conv1d(
     return out.transpose(1, 2).to(x.dtype), new_state  # (Bt, L, I), (Bt, I, K)
 
 
+def skip_and_gate(y: Tensor, x: Tensor, D: Tensor | None, z: Tensor | None) -> Tensor:
+    """The scan's last two terms, in float32: ``(y + D * x) * silu(z)`` (either left out when None).
+
+    y and x (Bt, L, I); D (I,); z (Bt, L, I). Every scan implementation finishes with this.
+    """
+    y = y.float()
+    if D is not None:
+        y = y + D.float() * x.float()
+    if z is not None:
+        y = y * F.silu(z.float())
+    return y
+
+
 def selective_scan_ref(
     x: Tensor,
     dt: Tensor,
@@ -109,66 +114,34 @@ def selective_scan_ref(
         if return_all_states:
             states.append(h)
     y = torch.stack(ys, dim=1) if ys else x32.new_zeros(bt, 0, width)  # (Bt, L, I)
-    if D is not None:
-        y = y + D.float() * x32
-    if z is not None:
-        y = y * F.silu(z.float())
-    out = (y.to(x.dtype), h)
+    out = (skip_and_gate(y, x32, D, z).to(x.dtype), h)
     if return_all_states:
         all_states = torch.stack(states, dim=1) if states else h.new_zeros(bt, 0, width, A.shape[-1])
         out = out + (all_states,)
     return out
 
 
-# The registry of scans sharing selective_scan_ref's contract. "fused" is the CPU fast path, "compiled" its
-# torch.compile'd opt-in (compiles per shape), "blelloch" the parallel (teaching / GPU-shaped) scan, all in
-# scan_fast.py. "cuda" (mamba-ssm's kernel) is added by
-# minihymba.kernels, which is only imported on demand (see _register_optional) and only registers when the
-# kernel imports and CUDA is available. CONV_IMPLS is the same idea for the causal convolution.
-SCAN_IMPLS = {"ref": selective_scan_ref}
-CONV_IMPLS = {"ref": causal_conv1d}
-
-
-def _register_fast_scans() -> None:
-    from .scan_fast import selective_scan_blelloch, selective_scan_compiled, selective_scan_fused
-
-    SCAN_IMPLS["fused"] = selective_scan_fused
-    SCAN_IMPLS["compiled"] = selective_scan_compiled
-    SCAN_IMPLS["blelloch"] = selective_scan_blelloch
-
-
-_register_fast_scans()
-
-
-def _register_optional(impl: str) -> None:
-    """Import minihymba.kernels (GPU kernels) the first time ``impl == "cuda"`` is asked for."""
-    if impl == "cuda" and impl not in SCAN_IMPLS:
-        from . import kernels
-
-        if not kernels.register():
-            raise RuntimeError(f"scan impl 'cuda' is unavailable: {kernels.unavailable_reason()}")
-
-
-def causal_conv1d_for(scan_impl: str) -> Callable[..., tuple[Tensor, Tensor]]:
-    """The convolution that goes with a scan impl: causal-conv1d's kernel with "cuda", else the reference."""
-    _register_optional(scan_impl)
-    return CONV_IMPLS.get(scan_impl, causal_conv1d)
-
-
-def selective_scan(
-    x: Tensor,
-    dt: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    h0: Tensor | None = None,
+def random_scan_inputs(
+    batch: int = 2,
+    length: int = 9,
+    width: int = 6,
+    state: int = 4,
     *,
-    impl: str = "ref",
-) -> tuple[Tensor, Tensor]:
-    """Run the scan implementation named ``impl`` (all share :func:`selective_scan_ref`'s contract)."""
-    _register_optional(impl)
-    if impl not in SCAN_IMPLS:
-        raise ValueError(f"unknown scan impl {impl!r}; available: {sorted(SCAN_IMPLS)}")
-    return SCAN_IMPLS[impl](x, dt, A, B, C, D, z, h0)
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> tuple[Tensor, ...]:
+    """Random scan arguments ``(x, dt, A, B, C, D, z, h0)`` with the signs the scan expects (dt > 0, A < 0).
+
+    For tests, benchmarks and notebooks. x, dt, z (batch, length, width); A (width, state) float32 (it is a
+    parameter: the model keeps it in float32); B, C (batch, length, state); D (width,); h0 (batch, width,
+    state). Everything but A in ``dtype``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, length, width, generator=g)
+    dt = F.softplus(torch.randn(batch, length, width, generator=g))
+    A = -torch.exp(0.5 * torch.randn(width, state, generator=g))
+    B, C = torch.randn(batch, length, state, generator=g), torch.randn(batch, length, state, generator=g)
+    D, z = torch.randn(width, generator=g), torch.randn(batch, length, width, generator=g)
+    h0 = torch.randn(batch, width, state, generator=g)
+    return tuple(t.to(device, torch.float32 if t is A else dtype) for t in (x, dt, A, B, C, D, z, h0))

@@ -30,7 +30,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .loading import resolve_checkpoint
+from .hub import resolve_checkpoint
 
 __all__ = ["CHAT_ROLES", "load_tokenizer", "render_chat", "encode_chat"]
 

@@ -12,8 +12,9 @@ Every ``eval_every`` steps the model is scored on held-out batches (a disjoint s
 ``optimizer.safetensors`` (AdamW moments) and ``trainer_state.json`` (step, settings, history). ``resume``
 continues from there and gives the same weights as an uninterrupted run.
 
-CPU training uses the dense-mask attention path (FlexAttention has no CPU backward) and, by default, the
-fused scan with its hand-written backward (``scan_impl="ref"`` runs the reference loop through autograd).
+CPU training runs SDPA attention (FlexAttention has no CPU backward) and, by default, the fused scan with
+its hand-written backward (``scan_impl="ref"`` runs the reference loop through autograd): the
+implementations are passed to every model call as :meth:`TrainConfig.impl`.
 Runs are deterministic on CPU for a fixed seed, thread count and torch version.
 
 Command line::
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from .config import HymbaConfig
+from .impl import Impl
 from .loading import load_pretrained, save_pretrained
 from .model import HymbaForCausalLM
 from .tasks import accuracy, make_task
@@ -65,12 +67,17 @@ class TrainConfig:
     save_every: int = 0  # 0: only at the end
     seed: int = 0
     threads: int = 1
-    scan_impl: str = "fused"  # "fused" (ScanWithBackward: ~1.3x faster steps) or "ref" (the reference loop)
+    scan_impl: str = "fused"  # a minihymba.scans name: "fused" (hand-written backward) or "ref" (reference)
     # model size (see tiny_model_config)
     hidden_size: int = 64
     num_layers: int = 4
     num_meta_tokens: int = 8
     sliding_window: int = 8
+
+
+    def impl(self) -> Impl:
+        """The implementations every training and evaluation call runs."""
+        return Impl(attention="sdpa", scan=self.scan_impl)
 
 
 def tiny_model_config(tc: TrainConfig) -> HymbaConfig:
@@ -113,9 +120,9 @@ def task_batch(tc: TrainConfig, step: int, eval: bool = False) -> tuple[torch.Te
 
 
 def _loss(
-    model: HymbaForCausalLM, ids: torch.Tensor, targets: torch.Tensor
+    model: HymbaForCausalLM, ids: torch.Tensor, targets: torch.Tensor, impl: Impl
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    logits = model(ids).logits  # (B, T, V) float32
+    logits = model(ids, impl=impl).logits  # (B, T, V) float32
     return F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100), logits
 
 
@@ -127,7 +134,7 @@ def evaluate(model: HymbaForCausalLM, tc: TrainConfig, batches: int | None = Non
     losses, accs = [], []
     for i in range(tc.eval_batches if batches is None else batches):
         ids, targets = task_batch(tc, i, eval=True)
-        loss, logits = _loss(model, ids, targets)
+        loss, logits = _loss(model, ids, targets, tc.impl())
         losses.append(loss.item())
         accs.append(accuracy(logits, targets))
     model.train(was_training)
@@ -235,7 +242,6 @@ def _train(
     elif model is None:
         model = HymbaForCausalLM(tiny_model_config(tc))
         model.reset_parameters(seed=tc.seed)
-    model.attn_impl, model.scan_impl = "sdpa", tc.scan_impl  # dense masks (flex has no CPU backward)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "memory_tokens" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "memory_tokens" not in n)]
@@ -250,7 +256,7 @@ def _train(
     began = time.perf_counter()
     for step in range(start, stop):
         ids, targets = task_batch(tc, step)  # (B, T), (B, T)
-        loss, _ = _loss(model, ids, targets)
+        loss, _ = _loss(model, ids, targets, tc.impl())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)

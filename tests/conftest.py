@@ -3,12 +3,12 @@
 * ``fixture_dir`` / ``real_config_path``: the checked-in checkpoints (tests never read ``../shared``).
 * ``reference``: NVIDIA's reference outputs for ``hymba-tiny-a`` ({name: float32 tensor}).
 * ``fixture_inputs``: ``inputs_and_generation.json`` as a dict.
-* ``fixture_model``: the tiny checkpoint loaded once per session (float32, eval). Treat it as read-only;
-  tests that change ``attn_impl`` set it back.
-* ``tiny_config``: a small config with every layer kind -- global layers, an unshared sliding-window
-  layer, a two-layer KV group and a three-layer KV group -- and ``tiny_model`` built from it.
-
-Other helpers may add fixtures here with small additive edits.
+* ``fixture_model``: the tiny checkpoint loaded once per session (float32, eval). Read-only.
+* ``tiny_config``: ``HymbaConfig.tiny()``, a small config with every layer kind -- global layers, an
+  unshared sliding-window layer, a two-layer KV group and a three-layer KV group -- and ``tiny_model``, a
+  freshly seeded random model of it.
+* ``either_model``: each test runs on ``fixture_model`` and on ``tiny_model``.
+* ``attention_impl``: each test runs with the eager reference attention and with SDPA (an ``Impl``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from minihymba import HymbaConfig, HymbaForCausalLM, load_pretrained
+from minihymba.impl import Impl
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY_A = FIXTURES / "hymba-tiny-a"
@@ -63,37 +64,10 @@ def fixture_model() -> HymbaForCausalLM:
     return load_pretrained(TINY_A)
 
 
-def make_tiny_config(**changes) -> HymbaConfig:
-    """8 layers with every role: 0, 7 global; 1 SWA with its own unshared KV; (2, 3) and (4, 5, 6) KV groups.
-
-    Sizes: D=32, H=4, Hkv=2 (Dk=8, Dv=16), I=64, N=4, M=3 meta tokens, W=5, vocab 61.
-    """
-    base = HymbaConfig(
-        vocab_size=61,
-        hidden_size=32,
-        num_layers=8,
-        num_heads=4,
-        num_kv_heads=2,
-        intermediate_size=48,
-        mamba_expand=2,
-        ssm_state_size=4,
-        conv_kernel=4,
-        dt_rank=2,
-        num_meta_tokens=3,
-        sliding_window=5,
-        global_layers=(0, 7),
-        kv_share_groups=((2, 3), (4, 5, 6)),
-        max_position_embeddings=256,
-        orig_max_position_embeddings=64,
-        torch_dtype="float32",
-    )
-    return base.replace(**changes) if changes else base
-
-
 @pytest.fixture(scope="session")
 def tiny_config() -> HymbaConfig:
-    """See :func:`make_tiny_config`."""
-    return make_tiny_config()
+    """See :meth:`HymbaConfig.tiny`."""
+    return HymbaConfig.tiny()
 
 
 @pytest.fixture
@@ -103,3 +77,15 @@ def tiny_model(tiny_config: HymbaConfig) -> HymbaForCausalLM:
     model = HymbaForCausalLM(tiny_config)
     model.reset_parameters(std=0.1, seed=0)  # 5x the 0.02 default: logits of a few units
     return model.eval()
+
+
+@pytest.fixture(params=["fixture", "tiny"])
+def either_model(request, fixture_model: HymbaForCausalLM, tiny_model: HymbaForCausalLM) -> HymbaForCausalLM:
+    """The fixture checkpoint, then the random tiny model."""
+    return fixture_model if request.param == "fixture" else tiny_model
+
+
+@pytest.fixture(params=["eager", "sdpa"])
+def attention_impl(request) -> Impl:
+    """The eager reference attention, then SDPA."""
+    return Impl(attention=request.param)

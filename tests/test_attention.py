@@ -110,30 +110,28 @@ def test_none_mask_is_plain_causal(impl):
         causal_mask(3, 4)
 
 
-def test_step_context_knows_when_a_mask_is_plain_causal(tiny_config):
+def test_layer_masks_know_when_a_mask_is_plain_causal(tiny_config):
     """Global layers and short sliding-window prefills are plain causal; padding or a cache history is not."""
-    from minihymba.cache import KVEntries
-    from minihymba.hybrid_block import StepContext
+    from minihymba.masks import LayerMasks
 
     m, w = tiny_config.num_meta_tokens, tiny_config.sliding_window
+    ones = lambda n: torch.ones(1, n, dtype=torch.bool)  # noqa: E731
 
-    def ctx_and_kv(s, keys=None, valid=None):
-        pos = torch.arange(s)[None]
-        ctx = StepContext(tiny_config, pos, valid, None, None)
+    def masks_and_keys(s, keys=None, valid=None):
         n = s if keys is None else keys
-        kv = KVEntries(torch.zeros(1, 1, n, 2), torch.zeros(1, 1, n, 2), torch.arange(n)[None],
-                       torch.ones(1, n, dtype=torch.bool))  # fmt: skip
-        return ctx, kv
+        return LayerMasks(torch.arange(s)[None], valid, m), torch.arange(n)[None], ones(n)
 
-    swa, glob = 1, 0
-    ctx, kv = ctx_and_kv(m + w + 1)  # the oldest real key is exactly W behind the last query
-    assert ctx.is_plain_causal(swa, kv) and ctx.mask(swa, kv) is None
-    ctx, kv = ctx_and_kv(m + w + 2)  # one more: the first real key leaves the window
-    assert not ctx.is_plain_causal(swa, kv) and ctx.mask(swa, kv) is not None
-    assert ctx.is_plain_causal(glob, kv)
-    ctx, kv = ctx_and_kv(5, keys=7)  # keys from a cache history
-    assert not ctx.is_plain_causal(glob, kv)
-    ctx, kv = ctx_and_kv(5, valid=torch.tensor([[False, True, True, True, True]]))
-    assert not ctx.is_plain_causal(glob, kv)
-    ctx, kv = ctx_and_kv(5)
-    assert ctx.mask(glob, kv, block=True) is not None  # flex always gets a BlockMask
+    masks, kv_pos, kv_valid = masks_and_keys(
+        m + w + 1
+    )  # the oldest real key is exactly W behind the last query
+    assert masks.is_plain_causal(w, m + w + 1) and masks.get(w, kv_pos, kv_valid) is None
+    masks, kv_pos, kv_valid = masks_and_keys(m + w + 2)  # one more: the first real key leaves the window
+    assert not masks.is_plain_causal(w, m + w + 2) and masks.get(w, kv_pos, kv_valid) is not None
+    assert masks.is_plain_causal(None, m + w + 2)  # a global layer
+    masks, kv_pos, kv_valid = masks_and_keys(5, keys=7)  # keys from a cache history
+    assert not masks.is_plain_causal(None, 7)
+    masks, kv_pos, kv_valid = masks_and_keys(5, valid=torch.tensor([[False, True, True, True, True]]))
+    assert not masks.is_plain_causal(None, 5)
+    masks, kv_pos, kv_valid = masks_and_keys(5)
+    assert masks.get(None, kv_pos, kv_valid, block=True) is not None  # flex always gets a BlockMask
+    assert masks.get(None, kv_pos, kv_valid) is None

@@ -5,10 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-
-@pytest.fixture(scope="module")
-def model(fixture_model):
-    return fixture_model
+from minihymba.impl import Impl
 
 
 def ids(*shape: int) -> torch.Tensor:
@@ -24,9 +21,9 @@ def ids(*shape: int) -> torch.Tensor:
     (torch.tensor([5, 6, 7]), r"input_ids must have shape \(batch, tokens\), got \(3,\)"),
     (torch.ones(1, 2, 3, dtype=torch.long), r"input_ids must have shape \(batch, tokens\), got \(1, 2, 3\)"),
 ])  # fmt: skip
-def test_bad_input_ids_value(model, bad, message):
+def test_bad_input_ids_value(fixture_model, bad, message):
     with pytest.raises(ValueError, match=message):
-        model(bad)
+        fixture_model(bad)
 
 
 @pytest.mark.parametrize(("bad", "message"), [
@@ -34,9 +31,9 @@ def test_bad_input_ids_value(model, bad, message):
     (torch.tensor([[True, False]]), r"input_ids must be an integer tensor, got dtype torch.bool"),
     ([[5, 6]], r"input_ids must be a torch.Tensor, got list"),
 ])  # fmt: skip
-def test_bad_input_ids_type(model, bad, message):
+def test_bad_input_ids_type(fixture_model, bad, message):
     with pytest.raises(TypeError, match=message):
-        model(bad)
+        fixture_model(bad)
 
 
 @pytest.mark.parametrize(("mask", "error", "message"), [
@@ -47,36 +44,44 @@ def test_bad_input_ids_type(model, bad, message):
     (torch.ones(2, 5), ValueError, r"attention_mask must hold only 0 \(padding\) and 1 \(token\) integers or bools"),  # noqa: E501
     ([[1] * 5] * 2, TypeError, r"attention_mask must be a torch.Tensor, got list"),
 ])  # fmt: skip
-def test_bad_attention_mask(model, mask, error, message):
+def test_bad_attention_mask(fixture_model, mask, error, message):
     with pytest.raises(error, match=message):
-        model(ids(2, 5), attention_mask=mask)
+        fixture_model(ids(2, 5), attention_mask=mask)
 
 
-def test_good_masks_are_accepted(model):
+def test_good_masks_are_accepted(fixture_model):
     x = ids(2, 5)
     with torch.no_grad():
-        plain = model(x).logits
+        plain = fixture_model(x).logits
         for mask in (torch.ones(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.bool),
                      torch.ones(2, 5, dtype=torch.int32)):  # fmt: skip
-            torch.testing.assert_close(model(x, attention_mask=mask).logits, plain, atol=0, rtol=0)
+            torch.testing.assert_close(fixture_model(x, attention_mask=mask).logits, plain, atol=0, rtol=0)
 
 
-def test_cache_batch_mismatch(model):
-    cache = model.new_cache(2)
+def test_cache_batch_mismatch(fixture_model):
+    cache = fixture_model.new_cache(2)
     with pytest.raises(ValueError, match=r"cache was made for batch size 2, input_ids has 3 rows"):
-        model(ids(3, 4), cache=cache)
+        fixture_model(ids(3, 4), cache=cache)
 
 
-def test_unknown_impls(model):
-    model.attn_impl = "flash"
+def test_unknown_impls(fixture_model):
+    with pytest.raises(ValueError, match=r"Impl.attention='flash' is not an implementation"):
+        Impl(attention="flash")
+    with pytest.raises(ValueError, match=r"Impl.scan='fancy' is not an implementation"):
+        Impl(scan="fancy")
+    with pytest.raises(ValueError, match=r"Impl.conv='fast' is not an implementation"):
+        Impl(conv="fast")
+
+
+def test_explicit_impl_never_silently_substituted(fixture_model):
+    """An explicit choice runs or fails saying why: maps need eager; flex has no CPU backward."""
+    x = ids(1, 6)
+    with pytest.raises(ValueError, match=r"come only from the eager reference"):
+        fixture_model(x, output_attentions=True, impl=Impl(attention="flex"))
+    embed = fixture_model.model.embed_tokens.weight
+    embed.requires_grad_(True)
     try:
-        with pytest.raises(ValueError, match=r"unknown attn_impl 'flash'"):
-            model(ids(1, 3))
+        with pytest.raises(RuntimeError, match=r"FlexAttention has no backward on CPU"):
+            fixture_model(x, impl=Impl(attention="flex"))
     finally:
-        model.attn_impl = "sdpa"
-    model.scan_impl = "fancy"
-    try:
-        with pytest.raises(ValueError, match=r"unknown scan impl 'fancy'"):
-            model(ids(1, 3))
-    finally:
-        model.scan_impl = "ref"
+        embed.requires_grad_(False)

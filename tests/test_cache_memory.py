@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from minihymba import HymbaConfig, cache_bytes, cache_variants
+from minihymba.generation import meta_prefix_cache
 from minihymba.memory import LLAMA_3_2_1B, LLAMA_3_2_3B, element_size, kv_entries, llama_kv_bytes
 
 
@@ -21,7 +22,7 @@ def run_and_measure(
     if padded and batch > 1:
         mask = torch.ones_like(ids)
         mask[1, : prompt_len // 2] = 0  # left padding still occupies cache columns
-    cache = model.meta_prefix_cache(batch) if use_meta_cache else model.new_cache(batch)
+    cache = meta_prefix_cache(model, batch) if use_meta_cache else model.new_cache(batch)
     model(ids, mask, cache=cache, last_only=True)
     yield prompt_len, cache
     for step in range(steps):

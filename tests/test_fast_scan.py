@@ -9,8 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from minihymba.impl import Impl
 from minihymba.scan_fast import selective_scan_blelloch, selective_scan_fused, selective_scan_materialized
-from minihymba.ssm import SCAN_IMPLS, selective_scan, selective_scan_ref
+from minihymba.scans import SCAN_NAMES, selective_scan
+from minihymba.ssm import selective_scan_ref
 
 FAST_SCANS = [selective_scan_fused, selective_scan_materialized, selective_scan_blelloch]
 TOL = dict(atol=1e-5, rtol=1e-5)
@@ -98,14 +100,14 @@ def test_zero_dt_leaves_state_untouched():
 
 
 def test_registry_and_dispatch():
-    assert {"ref", "fused", "blelloch"} <= set(SCAN_IMPLS)
+    assert {"ref", "fused", "blelloch"} <= set(SCAN_NAMES)
     x, dt, A, B, C, D, z, h0 = _inputs(seed=6)
     y_ref, h_ref = selective_scan(x, dt, A, B, C, D, z, h0, impl="ref")
     for impl in ("fused", "blelloch"):
         y, h = selective_scan(x, dt, A, B, C, D, z, h0, impl=impl)
         torch.testing.assert_close(y, y_ref, **TOL)
         torch.testing.assert_close(h, h_ref, **TOL)
-    with pytest.raises(ValueError, match="unknown scan impl"):
+    with pytest.raises(ValueError, match="unknown scan implementation"):
         selective_scan(x, dt, A, B, C, impl="nope")
 
 
@@ -117,17 +119,19 @@ def test_model_fused_scan_matches_reference_scan(tiny_model):
     tol = dict(atol=5e-5, rtol=1e-5)
     ids = torch.randint(0, 61, (2, 37), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        tiny_model.scan_impl = "ref"
-        ref = tiny_model(ids).logits
+        ref_impl = Impl(scan="ref")
+        ref = tiny_model(ids, impl=ref_impl).logits
         cache = tiny_model.new_cache(2)
-        ref_prefill = tiny_model(ids[:, :35], cache=cache).logits
-        ref_decode = tiny_model(ids[:, 35:], cache=cache).logits
-        for impl in ("fused", "compiled", "blelloch"):
-            tiny_model.scan_impl = impl
-            torch.testing.assert_close(tiny_model(ids).logits, ref, **tol)
+        ref_prefill = tiny_model(ids[:, :35], cache=cache, impl=ref_impl).logits
+        ref_decode = tiny_model(ids[:, 35:], cache=cache, impl=ref_impl).logits
+        for name in ("fused", "compiled", "blelloch"):
+            impl = Impl(scan=name)
+            torch.testing.assert_close(tiny_model(ids, impl=impl).logits, ref, **tol)
             cache = tiny_model.new_cache(2)
-            torch.testing.assert_close(tiny_model(ids[:, :35], cache=cache).logits, ref_prefill, **tol)
-            torch.testing.assert_close(tiny_model(ids[:, 35:], cache=cache).logits, ref_decode, **tol)
+            prefill = tiny_model(ids[:, :35], cache=cache, impl=impl).logits
+            torch.testing.assert_close(prefill, ref_prefill, **tol)
+            decode = tiny_model(ids[:, 35:], cache=cache, impl=impl).logits
+            torch.testing.assert_close(decode, ref_decode, **tol)
 
 
 def test_fused_with_autograd_gives_reference_gradients():
@@ -187,4 +191,4 @@ def test_compiled_scan_matches_reference():
     y, _ = selective_scan_compiled(x, dt, A, B, C, D, z, h0)
     (grad,) = torch.autograd.grad(y.sum(), x)
     assert grad.abs().max() > 0
-    assert "compiled" in SCAN_IMPLS
+    assert "compiled" in SCAN_NAMES

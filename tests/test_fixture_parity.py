@@ -13,14 +13,23 @@ import hashlib
 import pytest
 import torch
 
+from minihymba.impl import Impl
+
 ATOL = 1e-4
 
 
-@pytest.fixture(params=["eager", "sdpa"])
-def model(request, fixture_model):
-    fixture_model.attn_impl = request.param
-    yield fixture_model
-    fixture_model.attn_impl = "sdpa"
+IMPLS = {
+    "reference": Impl.reference(),
+    "auto": Impl(),
+    "sdpa+fused": Impl(attention="sdpa", scan="fused"),
+    "eager+blelloch": Impl(attention="eager", scan="blelloch"),
+}
+
+
+@pytest.fixture(params=list(IMPLS))
+def impl(request) -> Impl:
+    """Every parity test runs with the references and with the fast paths."""
+    return IMPLS[request.param]
 
 
 def test_fixture_is_what_the_readme_says(fixture_model, fixture_inputs):
@@ -38,12 +47,12 @@ def test_fixture_files_are_intact(fixture_dir, fixture_inputs, name):
 
 
 @torch.no_grad()
-def test_logits_and_hidden_states_match_reference(model, reference, fixture_inputs):
+def test_logits_and_hidden_states_match_reference(fixture_model, impl, reference, fixture_inputs):
     ids = torch.tensor(fixture_inputs["input_ids"])
-    out = model(ids, output_hidden_states=True)
+    out = fixture_model(ids, output_hidden_states=True, impl=impl)
     assert out.logits.dtype == torch.float32 and out.logits.shape == (2, 48, 256)
     torch.testing.assert_close(out.logits, reference["logits"], atol=ATOL, rtol=0)
-    n = model.config.num_layers
+    n = fixture_model.config.num_layers
     assert len(out.hidden_states) == n + 1
     for i in range(n + 1):
         expected = reference[f"hidden_states.{i}"]  # (1, M + T, D), batch row 0
@@ -66,19 +75,19 @@ def test_batch_rows_are_independent(fixture_model, fixture_inputs):
 
 
 @torch.no_grad()
-def test_teacher_forced_logits_match_reference(model, reference, fixture_inputs):
+def test_teacher_forced_logits_match_reference(fixture_model, impl, reference, fixture_inputs):
     gen = fixture_inputs["generation"]
     ids = torch.tensor([gen["prompt_ids"] + gen["greedy_cached_new_ids"]])  # (1, 50)
-    logits = model(ids).logits[0]
+    logits = fixture_model(ids, impl=impl).logits[0]
     torch.testing.assert_close(logits, reference["teacher_forced_logits"], atol=ATOL, rtol=0)
 
 
 @torch.no_grad()
-def test_uncached_greedy_steps_match_reference(model, reference, fixture_inputs):
+def test_uncached_greedy_steps_match_reference(fixture_model, impl, reference, fixture_inputs):
     """The reference's greedy loop re-ran the whole sequence each step; causality gives all steps at once."""
     gen = fixture_inputs["generation"]
     prompt, new = gen["prompt_ids"], gen["greedy_nocache_new_ids"]
-    logits = model(torch.tensor([prompt + new[:-1]])).logits[0]  # (P + 19, V)
+    logits = fixture_model(torch.tensor([prompt + new[:-1]]), impl=impl).logits[0]  # (P + 19, V)
     steps = logits[len(prompt) - 1 :]  # step j predicts new[j]
     torch.testing.assert_close(steps, reference["nocache_step_logits"], atol=ATOL, rtol=0)
     assert steps.argmax(-1).tolist() == new
@@ -106,10 +115,12 @@ def test_output_attentions(fixture_model, fixture_inputs):
     for i, probs in enumerate(out.attentions):
         assert probs.shape == (b, cfg.num_heads, s, s), f"layer {i}"
         torch.testing.assert_close(probs.sum(-1), torch.ones(b, cfg.num_heads, s), atol=1e-5, rtol=0)
-        visible = k <= q
-        if not cfg.is_global(i):
+        visible = k <= q  # the rule written out here, independently of minihymba.masks
+        if i not in cfg.global_layers:
             visible &= (q - k <= cfg.sliding_window) | (k < cfg.num_meta_tokens)
         assert bool((probs[..., ~visible] == 0).all()), f"layer {i} attends outside its mask"
         assert bool((probs[..., visible] > 0).all()), f"layer {i} ignores a visible key"
     # asking for attention maps (eager path) does not change the logits beyond eager-vs-sdpa rounding
     torch.testing.assert_close(out.logits, fixture_model(ids).logits, atol=ATOL, rtol=0)
+    with pytest.raises(ValueError, match=r"attention maps .* come only from the eager reference"):
+        fixture_model(ids, output_attentions=True, impl=Impl(attention="sdpa"))

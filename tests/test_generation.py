@@ -11,8 +11,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from minihymba import generate
-from minihymba.generation import check_left_padded, filter_logits, left_pad, pick_next_token
+from minihymba import HymbaForCausalLM, generate, generation
+from minihymba.generation import (
+    check_left_padded,
+    clear_meta_cache,
+    filter_logits,
+    left_pad,
+    meta_prefix_cache,
+    pick_next_token,
+)
 
 ATOL = 1e-4
 
@@ -57,23 +64,23 @@ def test_default_return_is_a_long_tensor(fixture_model, fixture_inputs):
 
 
 @pytest.mark.parametrize("prompt_len", [2, 13])
-@pytest.mark.parametrize("attn_impl", ["eager", "sdpa"])
-def test_decode_equals_teacher_forced_full_forward(tiny_model, prompt_len, attn_impl):
-    cfg = tiny_model.config
-    tiny_model.attn_impl = attn_impl
+def test_decode_equals_teacher_forced_full_forward(tiny_model, prompt_len, attention_impl):
+    cfg, impl = tiny_model.config, attention_impl
     n_new = 20
     assert prompt_len + n_new > 2 * (cfg.num_meta_tokens + cfg.sliding_window)  # windows clip and slide
     prompt = random_ids(cfg.vocab_size, (2, prompt_len), seed=prompt_len)
-    ids, scores = tiny_model.generate(prompt, max_new_tokens=n_new, eos_token_id=None, output_scores=True)
+    ids, scores = tiny_model.generate(
+        prompt, max_new_tokens=n_new, eos_token_id=None, output_scores=True, impl=impl
+    )
     assert scores.shape == (2, n_new, cfg.vocab_size)
     with torch.no_grad():
-        full = tiny_model(ids).logits  # (2, T + N, V): one forward over everything, no cache
+        full = tiny_model(ids, impl=impl).logits  # (2, T + N, V): one forward over everything, no cache
     torch.testing.assert_close(scores, full[:, prompt_len - 1 : -1], atol=ATOL, rtol=0)
     assert torch.equal(ids[:, prompt_len:], full[:, prompt_len - 1 : -1].argmax(-1))  # greedy = argmax
 
 
 def test_hub_compat_is_full_forward_with_window_minus_one(tiny_model):
-    """NVIDIA's cached decode (spec section 5) == a full forward with sliding window W - 1."""
+    """NVIDIA's cached decode == a full forward with sliding window W - 1."""
     from minihymba import HymbaForCausalLM
 
     cfg = tiny_model.config
@@ -92,12 +99,8 @@ def test_hub_compat_is_full_forward_with_window_minus_one(tiny_model):
 # ------------------------------------------------------------------ left padding and early stop
 
 
-@pytest.fixture(params=["fixture", "tiny"])
-def model(request, fixture_model, tiny_model):
-    return fixture_model if request.param == "fixture" else tiny_model
-
-
-def test_left_padded_batch_equals_rows_alone(model):
+def test_left_padded_batch_equals_rows_alone(either_model):
+    model = either_model
     rows = [random_ids(model.config.vocab_size, (n,), seed=n) for n in (11, 4, 1, 7)]
     ids, mask = left_pad(rows)
     n_new = 12
@@ -107,8 +110,7 @@ def test_left_padded_batch_equals_rows_alone(model):
     assert batch_ids.shape == (len(rows), ids.shape[1] + n_new)
     assert torch.equal(batch_ids[:, : ids.shape[1]], ids)
     for i, row in enumerate(rows):
-        alone_ids, alone_scores = model.generate(row[None], max_new_tokens=n_new, eos_token_id=None,
-                                                 output_scores=True)  # fmt: skip
+        alone_ids, alone_scores = model.generate(row[None], max_new_tokens=n_new, eos_token_id=None, output_scores=True)
         assert batch_ids[i, ids.shape[1] :].tolist() == alone_ids[0, len(row) :].tolist(), f"row {i}"
         torch.testing.assert_close(batch_scores[i], alone_scores[0], atol=ATOL, rtol=0,
                                    msg=lambda m, i=i: f"row {i}: {m}")  # fmt: skip
@@ -185,7 +187,8 @@ def meta_atol(model) -> float:
 
 
 @pytest.mark.parametrize("padded", [False, True])
-def test_meta_prefix_cache_equals_recomputing(model, padded):
+def test_meta_prefix_cache_equals_recomputing(either_model, padded):
+    model = either_model
     rows = [random_ids(model.config.vocab_size, (n,), seed=20 + n) for n in ((9, 3) if padded else (9, 9))]
     ids, mask = left_pad(rows)
     kw = dict(
@@ -199,42 +202,52 @@ def test_meta_prefix_cache_equals_recomputing(model, padded):
 
 def test_meta_prefix_cache_holds_only_meta_and_is_a_fresh_copy(tiny_model):
     cfg = tiny_model.config
-    cache = tiny_model.meta_prefix_cache(3)
+    cache = meta_prefix_cache(tiny_model, 3)
     assert cache.batch_size == 3 and not cache.has_tokens and not cache.is_empty
     assert cache.length == cfg.num_meta_tokens
     owners = [i for i in range(cfg.num_layers) if cfg.owns_kv(i)]
     assert [cache.kv_lengths()[i] for i in owners] == [cfg.num_meta_tokens] * len(owners)
     assert torch.equal(cache.next_position, torch.full((3,), cfg.num_meta_tokens))
+    memo = generation._META_MEMO[tiny_model][1]
+    memo_state = memo.ssm_states[1].clone()
     with torch.no_grad():  # using a copy must not touch the memo
         tiny_model(torch.tensor([[5, 6]] * 3), cache=cache)
-    again = tiny_model.meta_prefix_cache(3)
+    assert not torch.equal(cache.ssm_states[1][:1], memo_state)  # the copy moved on ...
+    assert torch.equal(memo.ssm_states[1], memo_state)  # ... the memo did not
+    again = meta_prefix_cache(tiny_model, 3)
     assert again.length == cfg.num_meta_tokens and not again.has_tokens
-    assert again.conv_states[0] is not tiny_model.meta_prefix_cache(3).conv_states[0]
-    # the memo is reused while the weights are unchanged (same tensors inside)
-    assert tiny_model._meta_memo[1].conv_states[0] is tiny_model._meta_memo[1].conv_states[0]
-    memo_before = tiny_model._meta_memo[1]
-    tiny_model.meta_prefix_cache(1)
-    assert tiny_model._meta_memo[1] is memo_before
+    assert again.conv_states[0] is not meta_prefix_cache(tiny_model, 3).conv_states[0]  # fresh copies
+    assert generation._META_MEMO[tiny_model][1] is memo  # unchanged weights: the memo is reused
 
 
 def test_meta_prefix_cache_follows_weight_changes(tiny_model):
     cfg = tiny_model.config
     prompt = random_ids(cfg.vocab_size, (1, 6), seed=4)
     tiny_model.generate(prompt, max_new_tokens=2)  # fill the memo
-    stale = tiny_model.meta_prefix_cache(1).ssm_states[1].clone()
+    stale = meta_prefix_cache(tiny_model, 1).ssm_states[1].clone()
     with torch.no_grad():
         tiny_model.model.memory_tokens.mul_(-1.5)  # in place: the memo must notice
-    fresh = tiny_model.meta_prefix_cache(1).ssm_states[1]
+    fresh = meta_prefix_cache(tiny_model, 1).ssm_states[1]
     assert not torch.allclose(stale, fresh)
     kw = dict(max_new_tokens=8, eos_token_id=None, output_scores=True)
     a, sa = tiny_model.generate(prompt, use_meta_cache=True, **kw)
     b, sb = tiny_model.generate(prompt, use_meta_cache=False, **kw)
     assert torch.equal(a, b)
     torch.testing.assert_close(sa, sb, atol=meta_atol(tiny_model), rtol=0)
-    # load_state_dict copies in place too; clear_meta_cache forgets explicitly
-    tiny_model.load_state_dict({k: v.clone() for k, v in tiny_model.state_dict().items()})
-    tiny_model.clear_meta_cache()
-    assert tiny_model._meta_memo is None
+
+
+def test_load_state_dict_refreshes_the_meta_prefix_cache(tiny_model):
+    """Loading other weights (copied in place) must not leave the old meta state in the memo."""
+    before = meta_prefix_cache(tiny_model, 1).ssm_states[1].clone()
+    other = HymbaForCausalLM(tiny_model.config)
+    other.reset_parameters(std=0.1, seed=123)
+    tiny_model.load_state_dict(other.state_dict())
+    after = meta_prefix_cache(tiny_model, 1).ssm_states[1]
+    expected = meta_prefix_cache(other, 1).ssm_states[1]
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, expected, atol=0, rtol=0)
+    clear_meta_cache(tiny_model)
+    assert tiny_model not in generation._META_MEMO
 
 
 # ------------------------------------------------------------------ sampling

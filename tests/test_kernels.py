@@ -15,21 +15,15 @@ import sys
 import pytest
 import torch
 
-from minihymba import kernels, ssm
-from minihymba.ssm import causal_conv1d, selective_scan_ref
+from minihymba import kernels, scans
+from minihymba.impl import Impl, choose_conv, choose_scan
+from minihymba.ssm import causal_conv1d, random_scan_inputs, selective_scan_ref
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 
 
-def _scan_inputs(bt=2, length=9, width=6, n=4, seed=0, device="cpu"):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(bt, length, width, generator=g)
-    dt = torch.nn.functional.softplus(torch.randn(bt, length, width, generator=g))
-    A = -torch.rand(width, n, generator=g) - 0.1
-    B, C = torch.randn(bt, length, n, generator=g), torch.randn(bt, length, n, generator=g)
-    D, z = torch.randn(width, generator=g), torch.randn(bt, length, width, generator=g)
-    h0 = torch.randn(bt, width, n, generator=g)
-    return [t.to(device) for t in (x, dt, A, B, C, D, z, h0)]
+def _scan_inputs(device="cpu"):
+    return random_scan_inputs(2, 9, 6, 4, device=device)
 
 
 def test_import_minihymba_does_not_import_kernels():
@@ -39,13 +33,14 @@ def test_import_minihymba_does_not_import_kernels():
 
 
 @pytest.mark.skipif(kernels.available(), reason="the CUDA kernels are present here")
-def test_cuda_scan_unavailable_is_a_clear_error():
-    assert not kernels.register()
-    assert "cuda" not in ssm.SCAN_IMPLS
+def test_cuda_scan_unavailable_is_a_clear_error(tiny_model):
+    assert not kernels.available()
     assert kernels.unavailable_reason()
     x, dt, A, B, C, *_ = _scan_inputs()
-    with pytest.raises(RuntimeError, match="scan impl 'cuda' is unavailable"):
-        ssm.selective_scan(x, dt, A, B, C, impl="cuda")
+    with pytest.raises(RuntimeError, match="the 'cuda' implementation is unavailable: CUDA is not available"):
+        scans.selective_scan(x, dt, A, B, C, impl="cuda")
+    with pytest.raises(RuntimeError, match="the 'cuda' implementation is unavailable"):
+        tiny_model(torch.tensor([[1, 2, 3]]), impl=Impl(conv="cuda"))
 
 
 # ------------------------------------------------------------------ stand-in kernels (CPU)
@@ -86,23 +81,26 @@ def stand_in_kernels(monkeypatch):
     monkeypatch.setattr(kernels, "_kernels", fakes)
     monkeypatch.setattr(kernels, "_reason", [])
     monkeypatch.setattr(kernels, "_on_gpu", lambda t: True)
-    monkeypatch.setattr(ssm, "SCAN_IMPLS", dict(ssm.SCAN_IMPLS))
-    monkeypatch.setattr(ssm, "CONV_IMPLS", dict(ssm.CONV_IMPLS))
-    assert kernels.register()
+    assert kernels.available() and kernels.conv_available()
     return fakes
 
 
 def test_adapters_match_reference_with_stand_ins(stand_in_kernels):
     x, dt, A, B, C, D, z, h0 = _scan_inputs()
-    for args in ((x, dt, A, B, C, D, z, None), (x[:, :1], dt[:, :1], A, B[:, :1], C[:, :1], D, z[:, :1], h0),
-                 (x, dt, A, B, C, D, z, h0)):  # fmt: skip  # prefill, decode step, fallback
+    prefill = (x, dt, A, B, C, D, z, None)
+    decode_step = (x[:, :1], dt[:, :1], A, B[:, :1], C[:, :1], D, z[:, :1], h0)
+    for args in (prefill, decode_step):
         y_ref, h_ref = selective_scan_ref(*args)
-        y, h = ssm.selective_scan(*args, impl="cuda")
+        y, h = scans.selective_scan(*args, impl="cuda")
         torch.testing.assert_close(y, y_ref, **TOL)
         torch.testing.assert_close(h, h_ref, **TOL)
+    with pytest.raises(ValueError, match=r"covers a scan from a zero state or one step"):
+        scans.selective_scan(x, dt, A, B, C, D, z, h0, impl="cuda")  # L > 1 from a state: not covered
     weight, bias = torch.randn(6, 4), torch.randn(6)
-    conv = ssm.causal_conv1d_for("cuda")
+    conv = scans.conv_function("cuda")
     assert conv is kernels.causal_conv1d_cuda
+    with pytest.raises(ValueError, match=r"cover unpadded calls"):
+        conv(x, weight, bias, valid=torch.ones(2, 9, dtype=torch.bool))
     y_ref, s_ref = causal_conv1d(x, weight, bias)
     y, s = conv(x, weight, bias)
     torch.testing.assert_close(y, y_ref, **TOL)
@@ -115,16 +113,29 @@ def test_adapters_match_reference_with_stand_ins(stand_in_kernels):
 
 
 def test_model_with_stand_in_kernels(stand_in_kernels, tiny_model):
+    """A prefill from an empty cache and a decode step are both covered by the kernels."""
     ids = torch.randint(1, 61, (2, 10), generator=torch.Generator().manual_seed(0))
+
+    def run(impl):
+        cache = tiny_model.new_cache(2)
+        first = tiny_model(ids[:, :9], cache=cache, impl=impl).logits
+        return [first, tiny_model(ids[:, 9:], cache=cache, impl=impl).logits]
+
     with torch.no_grad():
-        tiny_model.scan_impl = "ref"
-        cache = tiny_model.new_cache(2)
-        ref = [tiny_model(ids[:, :9], cache=cache).logits, tiny_model(ids[:, 9:], cache=cache).logits]
-        tiny_model.scan_impl = "cuda"
-        cache = tiny_model.new_cache(2)
-        out = [tiny_model(ids[:, :9], cache=cache).logits, tiny_model(ids[:, 9:], cache=cache).logits]
+        ref = run(Impl.reference())
+        out = run(Impl(attention="eager", scan="cuda", conv="cuda"))
     for o, r in zip(out, ref, strict=True):
         torch.testing.assert_close(o, r, atol=5e-5, rtol=1e-5)
+
+
+def test_auto_policy_on_cuda_uses_kernels_where_they_cover_the_call(stand_in_kernels):
+    cuda, auto = torch.device("cuda"), Impl()
+    assert choose_scan(auto, device=cuda, length=9, has_state=False) == "cuda"  # prefill
+    assert choose_scan(auto, device=cuda, length=1, has_state=True) == "cuda"  # decode step
+    assert choose_scan(auto, device=cuda, length=9, has_state=True) == "fused"  # prefill after meta cache
+    assert choose_conv(auto, device=cuda, length=9, has_state=False, padded=False) == "cuda"
+    assert choose_conv(auto, device=cuda, length=9, has_state=False, padded=True) == "ref"
+    assert choose_scan(Impl(scan="cuda"), device=cuda, length=9, has_state=True) == "cuda"  # explicit: as asked
 
 
 # ------------------------------------------------------------------ the real kernels (GPU only)
@@ -137,9 +148,7 @@ needs_kernels = pytest.mark.skipif(
 @needs_kernels
 @pytest.mark.parametrize("with_state", [False, True])
 def test_cuda_scan_matches_reference(with_state):
-    x, dt, A, B, C, D, z, h0 = _scan_inputs(
-        bt=2, length=1 if with_state else 64, width=32, n=16, device="cuda"
-    )
+    x, dt, A, B, C, D, z, h0 = random_scan_inputs(2, 1 if with_state else 64, 32, 16, device="cuda")
     h0 = h0 if with_state else None
     y_ref, h_ref = selective_scan_ref(x, dt, A, B, C, D, z, h0)
     y, h = kernels.selective_scan_cuda(x, dt, A, B, C, D, z, h0)

@@ -5,23 +5,11 @@ Checked on the fixture model (windows clip: W=16, M=8) and on ``tiny_config`` (e
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from minihymba.generation import left_pad
 
 ATOL = 1e-4
-
-
-@pytest.fixture(params=["fixture", "tiny"])
-def model(request, fixture_model, tiny_model):
-    return fixture_model if request.param == "fixture" else tiny_model
-
-
-@pytest.fixture(params=["eager", "sdpa"])
-def attn_impl(request, fixture_model):
-    yield request.param
-    fixture_model.attn_impl = "sdpa"
 
 
 def random_rows(vocab: int, lengths: list[int], seed: int = 0) -> list[torch.Tensor]:
@@ -30,14 +18,14 @@ def random_rows(vocab: int, lengths: list[int], seed: int = 0) -> list[torch.Ten
 
 
 @torch.no_grad()
-def test_padded_rows_equal_rows_alone(model, attn_impl):
-    model.attn_impl = attn_impl
+def test_padded_rows_equal_rows_alone(either_model, attention_impl):
+    model, impl = either_model, attention_impl
     rows = random_rows(model.config.vocab_size, [30, 21, 7, 1, 30])
     ids, mask = left_pad(rows)
-    out = model(ids, attention_mask=mask, output_hidden_states=True)
+    out = model(ids, attention_mask=mask, output_hidden_states=True, impl=impl)
     assert torch.isfinite(out.logits).all()
     for i, row in enumerate(rows):
-        alone = model(row[None], output_hidden_states=True)
+        alone = model(row[None], output_hidden_states=True, impl=impl)
         n = len(row)
         where = f"row {i} (length {n})"
         torch.testing.assert_close(out.logits[i, -n:], alone.logits[0], atol=ATOL, rtol=0,
@@ -49,7 +37,8 @@ def test_padded_rows_equal_rows_alone(model, attn_impl):
 
 
 @torch.no_grad()
-def test_pad_contents_do_not_matter(model):
+def test_pad_contents_do_not_matter(either_model):
+    model = either_model
     rows = random_rows(model.config.vocab_size, [25, 9, 3], seed=1)
     ids, mask = left_pad(rows)
     base = model(ids, attention_mask=mask).logits
@@ -74,14 +63,16 @@ def test_padding_is_not_ignored_without_a_mask(tiny_model):
 
 
 @torch.no_grad()
-def test_all_ones_mask_is_no_mask(model):
+def test_all_ones_mask_is_no_mask(either_model):
+    model = either_model
     ids = torch.stack(random_rows(model.config.vocab_size, [11, 11], seed=4))
     plain = model(ids).logits
     torch.testing.assert_close(model(ids, attention_mask=torch.ones_like(ids)).logits, plain, atol=0, rtol=0)
 
 
 @torch.no_grad()
-def test_fully_padded_row_and_right_padding(model):
+def test_fully_padded_row_and_right_padding(either_model):
+    model = either_model
     """An all-padding row stays finite and harmless; right padding leaves the real prefix exact (causal)."""
     gen = torch.Generator().manual_seed(5)
     ids = torch.randint(3, model.config.vocab_size, (3, 12), generator=gen)

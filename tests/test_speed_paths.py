@@ -12,7 +12,8 @@ import warnings
 import pytest
 import torch
 
-from minihymba.attention import ATTENTION_IMPLS, attention, attention_eager, attention_flex
+from minihymba.attention import attention, attention_eager, attention_flex
+from minihymba.impl import ATTENTION_IMPLS, Impl
 from minihymba.masks import materialize, positional_mask_mod, to_block_mask
 
 TOL = dict(atol=1e-5, rtol=1e-5)
@@ -72,55 +73,63 @@ def _ids_and_mask(vocab: int, seed: int = 0):
     return ids, mask
 
 
-def _run_all(model, ids, mask):
-    """Full forward, then cached prefill, a 3-token chunk and one decode step (decode falls back to sdpa)."""
-    full = model(ids, mask).logits
+def _run_all(model, ids, mask, impl):
+    """Full forward, then cached prefill, a 3-token chunk and one decode step."""
+    full = model(ids, mask, impl=impl).logits
     cache = model.new_cache(2)
-    pre = model(ids[:, :8], mask[:, :8], cache=cache).logits
-    chunk = model(ids[:, 8:11], mask[:, 8:11], cache=cache).logits
-    step = model(ids[:, 11:], mask[:, 11:], cache=cache).logits
+    pre = model(ids[:, :8], mask[:, :8], cache=cache, impl=impl).logits
+    chunk = model(ids[:, 8:11], mask[:, 8:11], cache=cache, impl=impl).logits
+    step = model(ids[:, 11:], mask[:, 11:], cache=cache, impl=impl).logits
     return full, pre, chunk, step
 
 
-@pytest.mark.parametrize("impl", ["flex"])
-def test_model_flex_matches_eager(tiny_model, impl):
+def test_model_flex_matches_eager(tiny_model):
     ids, mask = _ids_and_mask(tiny_model.config.vocab_size)
     with torch.no_grad():
-        tiny_model.attn_impl = "eager"
-        refs = _run_all(tiny_model, ids, mask)
-        tiny_model.attn_impl = impl
-        outs = _run_all(tiny_model, ids, mask)
+        refs = _run_all(tiny_model, ids, mask, Impl(attention="eager"))
+        outs = _run_all(tiny_model, ids, mask, Impl(attention="flex"))
     for out, ref in zip(outs, refs, strict=True):
         torch.testing.assert_close(out, ref, **MODEL_TOL)
 
 
-def test_model_flex_uses_block_masks_and_sdpa_for_decode(tiny_model, monkeypatch):
-    """Flex runs for Q > 1 with a BlockMask; a one-token decode step goes to SDPA (which, for one query on
-    CPU, is the eager math) with a dense mask."""
+def _record_attention_calls(monkeypatch) -> list[tuple[str, str]]:
+    """Patch the three attention implementations to log (name, mask type) on every call."""
     import minihymba.attention as attention_module
 
-    seen = []
-    real_flex, real_eager = attention_module.attention_flex, attention_module.attention_eager
-    monkeypatch.setattr(
-        attention_module,
-        "attention_flex",
-        lambda *a, **k: seen.append(("flex", type(a[3]).__name__)) or real_flex(*a, **k),
-    )
-    monkeypatch.setattr(
-        attention_module,
-        "attention_eager",
-        lambda *a, **k: seen.append(("eager", type(a[3]).__name__)) or real_eager(*a, **k),
-    )
+    seen: list[tuple[str, str]] = []
+    for name in ("attention_flex", "attention_eager", "attention_sdpa"):
+        real = getattr(attention_module, name)
+
+        def spy(*a, _real=real, _name=name, **k):
+            seen.append((_name.removeprefix("attention_"), type(a[3]).__name__))
+            return _real(*a, **k)
+
+        monkeypatch.setattr(attention_module, name, spy)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("impl", "prefill_runs", "decode_runs"),
+    [
+        (Impl(attention="flex"), {("flex", "BlockMask")}, {("flex", "BlockMask")}),  # explicit: always flex
+        (Impl(attention="sdpa"), {("sdpa", "Tensor")}, {("sdpa", "Tensor")}),  # explicit: always sdpa
+        (Impl(), {("sdpa", "Tensor")}, {("eager", "Tensor")}),  # auto on CPU: one query -> eager
+    ],
+    ids=["flex", "sdpa", "auto"],
+)
+def test_the_implementation_asked_for_is_the_one_that_runs(
+    tiny_model, monkeypatch, impl, prefill_runs, decode_runs
+):
+    seen = _record_attention_calls(monkeypatch)
     ids, mask = _ids_and_mask(tiny_model.config.vocab_size)
-    tiny_model.attn_impl = "flex"
     with torch.no_grad():
         cache = tiny_model.new_cache(2)
-        tiny_model(ids[:, :11], mask[:, :11], cache=cache)
+        tiny_model(ids[:, :11], mask[:, :11], cache=cache, impl=impl)
         n_prefill = len(seen)
-        tiny_model(ids[:, 11:], mask[:, 11:], cache=cache)
+        tiny_model(ids[:, 11:], mask[:, 11:], cache=cache, impl=impl)
     assert n_prefill == tiny_model.config.num_layers
-    assert set(seen[:n_prefill]) == {("flex", "BlockMask")}
-    assert set(seen[n_prefill:]) == {("eager", "Tensor")}  # sdpa with one query on CPU runs the math
+    assert set(seen[:n_prefill]) == prefill_runs
+    assert set(seen[n_prefill:]) == decode_runs
 
 
 @pytest.mark.slow  # compiling flex_attention on CPU takes 20-30 s with a cold inductor cache
@@ -128,10 +137,8 @@ def test_model_compiled_flex_matches_eager(tiny_model):
     ids, mask = _ids_and_mask(tiny_model.config.vocab_size, seed=1)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tiny_model.attn_impl = "eager"
-        ref = tiny_model(ids, mask).logits
-        tiny_model.attn_impl = "flex_compiled"
-        out = tiny_model(ids, mask).logits
+        ref = tiny_model(ids, mask, impl=Impl(attention="eager")).logits
+        out = tiny_model(ids, mask, impl=Impl(attention="flex_compiled")).logits
     torch.testing.assert_close(out, ref, **MODEL_TOL)
 
 

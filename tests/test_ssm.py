@@ -6,19 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minihymba.ssm import SCAN_IMPLS, causal_conv1d, selective_scan, selective_scan_ref
+from minihymba.scans import SCAN_NAMES, selective_scan
+from minihymba.ssm import causal_conv1d, random_scan_inputs, selective_scan_ref
 
 
-def scan_inputs(bt=2, length=9, width=5, n=3, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(bt, length, width, generator=gen)
-    dt = F.softplus(torch.randn(bt, length, width, generator=gen))
-    A = -torch.exp(torch.randn(width, n, generator=gen) * 0.5)
-    B = torch.randn(bt, length, n, generator=gen)
-    C = torch.randn(bt, length, n, generator=gen)
-    D = torch.randn(width, generator=gen)
-    z = torch.randn(bt, length, width, generator=gen)
-    return x, dt, A, B, C, D, z
+def scan_inputs(seed: int = 0):
+    """(x, dt, A, B, C, D, z) at Bt=2, L=9, I=5, N=3 (no initial state)."""
+    return random_scan_inputs(2, 9, 5, 3, seed=seed)[:7]
 
 
 def closed_form(x, dt, A, B, C, D, z, h0=None):
@@ -88,11 +82,11 @@ def test_zero_dt_and_x_leave_the_state_unchanged():
 
 def test_registry_dispatch():
     args = scan_inputs(seed=5)
-    assert "ref" in SCAN_IMPLS
+    assert "ref" in SCAN_NAMES
     y, h = selective_scan(*args, impl="ref")
     y_ref, h_ref = selective_scan_ref(*args)
     torch.testing.assert_close(y, y_ref, atol=0, rtol=0)
-    with pytest.raises(ValueError, match="unknown scan impl 'nope'"):
+    with pytest.raises(ValueError, match="unknown scan implementation 'nope'"):
         selective_scan(*args, impl="nope")
 
 
