@@ -467,7 +467,7 @@ def plot_hybrid_layer_diagram() -> Figure:
          "causal depthwise conv (K taps)\n+ SiLU"),
         (12.3, "softmax attention, GQA: global mask,\nor window W + meta keys always seen",
          "selective scan   h = exp(dt·A)·h + dt·B·x\ny = C·h + D·x    (dt, B, C from x)"),
-        (10.8, "concatenate heads   (B, S, H Dv = I)", "gate   y · SiLU(z)   (B, S, I)"),
+        (10.8, "concatenate heads   (B, S, H·Dv = I)", "gate   y · SiLU(z)   (B, S, I)"),
         (9.3, "RMSNorm · β1   (pre_avg_layernorm1)", "RMSNorm · β2   (pre_avg_layernorm2)"),
     ]  # fmt: skip
     for y, attn_text, ssm_text in rows:
@@ -486,7 +486,7 @@ def plot_hybrid_layer_diagram() -> Figure:
     _box(ax, mid, 7.8, "average   (attention + SSM) / 2   (B, S, I)", wide)
     for x in (left, right):
         _arrow(ax, (x, 9.3 - h / 2), (mid, 7.8 + h / 2))
-    _box(ax, mid, 6.4, "out_proj   (I -> D)", wide)
+    _box(ax, mid, 6.4, "out_proj   (I → D)", wide)
     down(mid, 7.8, 6.4)
     for y_add, y_skip_from, x_rail in ((5.1, 20.4, 0.2), (0.9, 5.1, 0.75)):  # the two residual adds
         ax.add_patch(Circle((mid, y_add), 0.32, fc="white", ec="#444444", lw=1.2))
@@ -563,41 +563,51 @@ def plot_sequence_diagram(
     return fig
 
 
-def plot_kv_sharing_diagram(config: HymbaConfig) -> Figure:
+def plot_kv_sharing_diagram(config: HymbaConfig, per_row: int = 16) -> Figure:
     """Layers as columns: global or sliding-window, KV producer or consumer (arrows from producer to
     consumers), and the cache each layer holds after the M meta tokens and T more tokens: M + T key/value
     entries for a global layer, M + W for a sliding-window producer, 0 for a consumer -- and in every layer
-    the constant conv + SSM state."""
+    the constant conv + SSM state. More than ``per_row`` layers wrap onto further rows of columns."""
     n = config.num_layers
     m, w = config.num_meta_tokens, config.sliding_window
-    fig, ax = _diagram_axes((max(7.5, 0.42 * n + 3.4), 4.4))
-    ax.set_xlim(-3.4, n + 0.2)
-    ax.set_ylim(-3.2, 4.3)
+    cols, bands = min(n, per_row), -(-n // per_row)
+    band_height = 5.0
+    bottom = -band_height * (bands - 1) - 3.4
+    fig, ax = _diagram_axes((max(7.5, 0.5 * cols + 3.0), 0.55 * (4.3 - bottom)))
+    ax.set_xlim(-3.2, cols + 0.2)
+    ax.set_ylim(bottom, 4.3)
+    arc = dict(arrowstyle="-|>", color="#444444", lw=1.3, connectionstyle="arc3,rad=0.7", shrinkA=1,
+               shrinkB=1, mutation_scale=10)  # fmt: skip
     for i in range(n):
+        x, y = i % per_row, -band_height * (i // per_row)  # column, and the top of this row of columns
         owns, glob = config.owns_kv(i), config.is_global(i)
-        ax.add_patch(Rectangle((i + 0.08, 2.6), 0.84, 0.8, color=_GLOBAL if glob else _SWA))
-        ax.text(i + 0.5, 3.0, str(i), ha="center", va="center", fontsize=8, color="white")
-        ax.add_patch(Rectangle((i + 0.18, 1.3), 0.64, 0.64, fc="#444444" if owns else "white", ec="#444444",
-                               hatch=None if owns else "////"))  # fmt: skip
-        if not owns:
-            arc = dict(arrowstyle="-|>", color="#444444", lw=1.3, connectionstyle="arc3,rad=0.7",
-                       shrinkA=1, shrinkB=1, mutation_scale=10)  # fmt: skip
-            ax.annotate("", xy=(i + 0.5, 1.3), xytext=(config.kv_source(i) + 0.5, 1.3), arrowprops=arc)
+        ax.add_patch(Rectangle((x + 0.08, y + 2.6), 0.84, 0.8, color=_GLOBAL if glob else _SWA))
+        ax.text(x + 0.5, y + 3.0, str(i), ha="center", va="center", fontsize=9, color="white")
+        ax.add_patch(Rectangle((x + 0.18, y + 1.3), 0.64, 0.64, fc="#444444" if owns else "white",
+                               ec="#444444", hatch=None if owns else "////"))  # fmt: skip
+        source = config.kv_source(i)
+        if not owns and source // per_row == i // per_row:
+            ax.annotate("", xy=(x + 0.5, y + 1.3), xytext=(source % per_row + 0.5, y + 1.3), arrowprops=arc)
+        elif not owns:  # the producer sits on the row above
+            ax.text(x + 0.5, y + 1.0, f"from {source}", ha="center", va="top", fontsize=7.5)
         entries = "M+T" if glob else ("M+W" if owns else "0")
-        ax.text(i + 0.5, 0.0, entries, ha="center", va="center", fontsize=8 if n > 12 else 9.5,
-                rotation=90 if n > 12 else 0, weight="bold" if owns else "normal")  # fmt: skip
-        ax.add_patch(Rectangle((i + 0.18, -1.15), 0.64, 0.4, fc=_META, ec="none", alpha=0.6))
-    rows = ((3.0, "attention"), (1.62, "keys / values"), (0.0, "KV cache entries"),
-            (-0.95, "conv + SSM state"))  # fmt: skip
-    for y, label in rows:
-        ax.text(-0.2, y, label, ha="right", va="center", fontsize=9)
+        ax.text(x + 0.5, y + 0.3, entries, ha="center", va="center", fontsize=9,
+                weight="bold" if owns else "normal")  # fmt: skip
+        ax.add_patch(Rectangle((x + 0.18, y - 0.85), 0.64, 0.4, fc=_META, ec="none", alpha=0.6))
+    for band in range(bands):
+        rows = ((3.0, "attention"), (1.62, "keys / values"), (0.3, "KV cache entries"),
+                (-0.65, "conv + SSM state"))  # fmt: skip
+        for y, label in rows:
+            ax.text(-0.2, y - band_height * band, label, ha="right", va="center", fontsize=9)
     owners = sum(config.owns_kv(i) for i in range(n))
-    ax.text(n / 2 - 1.7, 4.0, f"{owners} of {n} layers hold keys and values", ha="center", fontsize=10.5,
+    centre = (cols - 3.0) / 2
+    ax.text(centre, 4.0, f"{owners} of {n} layers hold keys and values", ha="center", fontsize=10.5,
             weight="bold")  # fmt: skip
     window = "no sliding window" if w is None else f"M + W = {m} + {w} = {m + w}: a window producer's cap"
-    note = (f"M + T: a global layer's entries grow with the text (M = {m} meta tokens)   |   {window}\n"
-            "0: a consumer stores nothing   |   conv + SSM state: I·(K + N) numbers, any T")  # fmt: skip
-    ax.text(n / 2 - 1.7, -1.55, note, ha="center", va="top", fontsize=8, color="#333333")
+    note = (f"M + T: a global layer's entries grow with the text (M = {m} meta tokens)\n{window}\n"
+            "0: a consumer stores nothing     conv + SSM state: I·(K + N) numbers, any T")  # fmt: skip
+    ax.text(centre, bottom + 2.3, note, ha="center", va="top", fontsize=8.5, color="#333333",
+            linespacing=1.4)  # fmt: skip
     handles = [Patch(color=_GLOBAL), Patch(color=_SWA), Patch(fc="#444444"),
                Patch(fc="white", ec="#444444", hatch="////")]  # fmt: skip
     labels = ["global layer", f"sliding-window layer (W = {w})", "KV producer: computes k, v",
