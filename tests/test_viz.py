@@ -142,7 +142,8 @@ def _every_plot() -> dict[str, list[Callable[[], Figure]]]:
         "plot_hybrid_layer_diagram": [viz.plot_hybrid_layer_diagram],
         "plot_sequence_diagram": [viz.plot_sequence_diagram, lambda: viz.plot_sequence_diagram(2, 5, 2, 3)],
         "plot_kv_sharing_diagram": [lambda: viz.plot_kv_sharing_diagram(TINY),
-                                    lambda: viz.plot_kv_sharing_diagram(HymbaConfig())],
+                                    lambda: viz.plot_kv_sharing_diagram(HymbaConfig()),
+                                    lambda: viz.plot_kv_sharing_diagram(TINY, per_row=2)],
     }  # fmt: skip
 
 
