@@ -2,8 +2,13 @@
 
 Figures are built with ``matplotlib.figure.Figure`` directly (not ``pyplot``), so nothing is drawn twice in a
 notebook and nothing stays open: a notebook shows the returned Figure, :func:`save_figure` writes it as a PNG
-with a fixed dpi and no software/date metadata (reruns give the same bytes), and the widgets in
+at :data:`DPI` with no software/date metadata (reruns give the same bytes), and the widgets in
 :mod:`minihymba.widgets` redraw them. ``import minihymba`` does not import this module.
+
+Reading rules every plot keeps (``tests/test_viz.py`` checks them): each axes that shows data has an x and a
+y label; every image has a colorbar -- a labelled one per category for masks, and one that says so when its
+colour scale is clipped; several series get a legend. The ``plot_*_diagram`` functions draw pictures of the
+architecture with patches, arrows and text (axis off).
 
 Shapes: mask (Q, K) bool; probs (Q, K) float; states (L, I, N); dt (L, I); A (I, N).
 """
@@ -15,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.colors import ListedColormap
+from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Circle, FancyBboxPatch, Patch, Rectangle
 
 from .config import HymbaConfig
 
@@ -36,10 +41,14 @@ __all__ = [
     "plot_step_errors",
     "plot_ablation",
     "plot_learning_curves",
+    "plot_hybrid_layer_diagram",
+    "plot_sequence_diagram",
+    "plot_kv_sharing_diagram",
 ]
 
-DPI = 72  # modest: keeps the PNGs (and the executed notebooks that embed them) small
+DPI = 150  # saved PNGs (figures/): sharp enough to read when zoomed; notebooks choose their own inline dpi
 _GLOBAL, _SWA, _META = "#d95f02", "#1b9e77", "#7570b3"
+_MASKED = "#f4f4f4"
 
 
 def _np(x) -> np.ndarray:
@@ -47,12 +56,26 @@ def _np(x) -> np.ndarray:
 
 
 def save_figure(fig: Figure, name: str, outdir: str | Path = "figures") -> Path:
-    """Write ``fig`` to ``outdir/name.png`` (fixed dpi, no Software/date metadata); returns the path."""
+    """Write ``fig`` to ``outdir/name.png`` at :data:`DPI` (no Software/date metadata); returns the path."""
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / (name if name.endswith(".png") else name + ".png")
     fig.savefig(path, dpi=DPI, metadata={"Software": None}, bbox_inches="tight", pad_inches=0.1)
     return path
+
+
+def _category_image(ax, codes: np.ndarray, colors: Sequence[str], name: str):
+    """Draw integer codes 0..len(colors)-1 as an image, one flat colour per category."""
+    norm = BoundaryNorm(np.arange(len(colors) + 1) - 0.5, len(colors))
+    cmap = ListedColormap(list(colors), name=name)
+    return ax.imshow(codes, cmap=cmap, norm=norm, interpolation="nearest")
+
+
+def _category_colorbar(fig: Figure, image, ax, labels: Sequence[str]) -> None:
+    """A colorbar that names each colour of a categorical image: the image's legend."""
+    bar = fig.colorbar(image, ax=ax, ticks=range(len(labels)), shrink=0.8)
+    bar.ax.set_yticklabels(labels, fontsize=8)
+    bar.ax.tick_params(length=0)
 
 
 def plot_architecture(config: HymbaConfig) -> Figure:
@@ -72,12 +95,13 @@ def plot_architecture(config: HymbaConfig) -> Figure:
             ax.annotate("", xy=(i + 0.5, 0.4), xytext=(src + 0.5, 0.4), arrowprops=arrow)
     ax.set_xlim(0, n)
     ax.set_ylim(-0.6, 2.3)
-    ax.set_xticks(np.arange(n) + 0.5, [str(i) for i in range(n)], fontsize=7)
+    ax.set_xticks(np.arange(n) + 0.5, [str(i) for i in range(n)], fontsize=8)
     ax.set_yticks([0.4, 1.45], ["KV cache", "attention"])
     ax.tick_params(length=0)
     for side in ("top", "right", "left", "bottom"):
         ax.spines[side].set_visible(False)
     ax.set_xlabel("layer")
+    ax.set_ylabel("layer role")
     handles = [Rectangle((0, 0), 1, 1, color=_GLOBAL), Rectangle((0, 0), 1, 1, color=_SWA),
                Rectangle((0, 0), 1, 1, color="#444"),
                Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="#444", hatch="///")]  # fmt: skip
@@ -101,32 +125,40 @@ def plot_param_counts(counts: Mapping[str, int], title: str = "parameters per co
         ax.text(v / 1e6, yi, f" {v / 1e6:.1f}M ({100 * v / total:.1f}%)", va="center", fontsize=8)
     ax.set_yticks(y, names, fontsize=8)
     ax.set_xlabel("millions of parameters")
+    ax.set_ylabel("component")
     ax.set_xlim(0, values.max() / 1e6 * 1.35)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def _mask_axes(ax, mask: np.ndarray, n_meta: int, title: str) -> None:
-    colors = np.where(mask, 1, 0).astype(float)
+_MASK_COLORS, _MASK_LABELS = (_MASKED, _SWA, _META), ("masked", "visible key", "visible meta key")
+
+
+def _mask_axes(ax, mask: np.ndarray, n_meta: int, title: str):
+    """Draw a (Q, K) bool mask (meta-token columns in purple); returns the image."""
+    codes = np.where(mask, 1, 0)
     if n_meta:
-        colors[:, :n_meta] = np.where(mask[:, :n_meta], 2, 0)
-    ax.imshow(colors, cmap=ListedColormap(["#f4f4f4", _SWA, _META]), vmin=0, vmax=2, interpolation="nearest")
+        codes[:, :n_meta] = np.where(mask[:, :n_meta], 2, 0)
+    image = _category_image(ax, codes, _MASK_COLORS[: 3 if n_meta else 2], "hymba_mask")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("key")
     ax.set_ylabel("query")
+    return image
 
 
 def plot_mask(
     masks: Mapping[str, torch.Tensor] | torch.Tensor, n_meta: int = 0, title: str = "attention mask"
 ) -> Figure:
-    """One or more dense (Q, K) bool masks side by side; meta-token columns in purple."""
+    """One or more dense (Q, K) bool masks side by side; meta-token columns in purple, colours named on
+    a shared colorbar."""
     if not isinstance(masks, Mapping):
         masks = {title: masks}
-    fig = Figure(figsize=(3.2 * len(masks), 3.4))
-    for j, (name, mask) in enumerate(masks.items()):
-        _mask_axes(fig.add_subplot(1, len(masks), j + 1), _np(mask).astype(bool), n_meta, name)
-    fig.tight_layout()
+    fig = Figure(figsize=(3.2 * len(masks) + 1.4, 3.4), layout="constrained")
+    axes = [fig.add_subplot(1, len(masks), j + 1) for j in range(len(masks))]
+    for ax, (name, mask) in zip(axes, masks.items(), strict=True):
+        image = _mask_axes(ax, _np(mask).astype(bool), n_meta, name)
+    _category_colorbar(fig, image, axes, _MASK_LABELS[: 3 if n_meta else 2])
     return fig
 
 
@@ -134,24 +166,23 @@ def plot_block_sparsity(mask: torch.Tensor, block_size: int, n_meta: int = 0) ->
     """The dense mask next to its block view: empty blocks (skipped), partial blocks, full blocks."""
     m = _np(mask).astype(bool)
     q_blocks, k_blocks = -(-m.shape[0] // block_size), -(-m.shape[1] // block_size)
-    kinds = np.zeros((q_blocks, k_blocks))
+    kinds = np.zeros((q_blocks, k_blocks), dtype=int)
     for i in range(q_blocks):
         for j in range(k_blocks):
             tile = m[i * block_size : (i + 1) * block_size, j * block_size : (j + 1) * block_size]
             kinds[i, j] = 2 if tile.all() else (1 if tile.any() else 0)
-    fig = Figure(figsize=(7.0, 3.4))
-    _mask_axes(fig.add_subplot(1, 2, 1), m, n_meta, f"dense mask ({m.shape[0]}x{m.shape[1]})")
-    ax = fig.add_subplot(1, 2, 2)
-    ax.imshow(kinds, cmap=ListedColormap(["#f4f4f4", "#a6d854", "#1b7837"]), vmin=0, vmax=2)
+    fig = Figure(figsize=(9.0, 3.4), layout="constrained")
+    left, ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    image = _mask_axes(left, m, n_meta, f"dense mask ({m.shape[0]}x{m.shape[1]})")
+    _category_colorbar(fig, image, left, _MASK_LABELS[: 3 if n_meta else 2])
+    image = _category_image(ax, kinds, (_MASKED, "#a6d854", "#1b7837"), "block_kinds")
+    _category_colorbar(fig, image, ax, ("empty (skipped)", "partial", "full"))
     skipped = int((kinds == 0).sum())
     ax.set_title(f"{block_size}x{block_size} blocks: {skipped}/{kinds.size} skipped", fontsize=9)
     ax.set_xlabel("key block")
     ax.set_ylabel("query block")
     ax.set_xticks(range(k_blocks))
     ax.set_yticks(range(q_blocks))
-    handles = [Rectangle((0, 0), 1, 1, color=c) for c in ("#f4f4f4", "#a6d854", "#1b7837")]
-    ax.legend(handles, ["empty", "partial", "full"], fontsize=7, loc="upper right")
-    fig.tight_layout()
     return fig
 
 
@@ -163,36 +194,41 @@ def plot_attention_map(
     query: int | None = None,
 ) -> Figure:
     """Attention probabilities (Q, K) as heatmaps (several side by side from a mapping); meta keys are
-    marked with a purple bar, ``query`` draws that row's weights underneath."""
+    marked with a purple bar, ``query`` draws that row's weights underneath. The colour scale stops at the
+    99th percentile of the nonzero weights (a few huge entries would hide the rest); the colorbar says so."""
     maps = dict(probs) if isinstance(probs, Mapping) else {title: probs}
     rows = 2 if query is not None else 1
-    fig = Figure(figsize=(3.4 * len(maps), 3.4 + 1.6 * (rows - 1)))
+    fig = Figure(figsize=(4.3 * len(maps), 3.6 + 1.8 * (rows - 1)), layout="constrained")
     grid = fig.add_gridspec(rows, len(maps), height_ratios=[3, 1][:rows])
     for j, (name, p) in enumerate(maps.items()):
         p = _np(p)
         ax = fig.add_subplot(grid[0, j])
-        top = (
-            float(np.quantile(p[p > 0], 0.99)) if (p > 0).any() else 1.0
-        )  # a few huge entries would hide the rest
-        ax.imshow(p, cmap="viridis", vmin=0, vmax=max(top, 1e-9), interpolation="nearest")
+        top = max(float(np.quantile(p[p > 0], 0.99)) if (p > 0).any() else 1.0, 1e-9)
+        image = ax.imshow(p, cmap="viridis", vmin=0, vmax=top, interpolation="nearest")
+        clipped = float(p.max()) > top
+        label = "attention weight" + ("\n(scale clipped at the 99th pct.)" if clipped else "")
+        fig.colorbar(image, ax=ax, shrink=0.9).set_label(label, fontsize=8)
         if n_meta:
             ax.axvspan(-0.5, n_meta - 0.5, ymin=0, ymax=0.03, color=_META)
             ax.axvline(n_meta - 0.5, color="white", lw=0.6, ls=":")
         if query is not None:
             ax.axhline(query, color="red", lw=0.6)
         ax.set_title(name, fontsize=9)
-        ax.set_xlabel("key")
-        ax.set_ylabel("query")
+        ax.set_xlabel("key" + (" (purple bar: meta tokens)" if n_meta else ""), fontsize=9)
+        ax.set_ylabel("query" + (f" (red line: row {query})" if query is not None else ""), fontsize=9)
         if tokens is not None and len(tokens) == p.shape[1] and p.shape[1] <= 40:
-            ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=6)
+            ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
         if query is not None:
             bx = fig.add_subplot(grid[1, j])
             colors = [_META if k < n_meta else "#4c72b0" for k in range(p.shape[1])]
             bx.bar(range(p.shape[1]), p[query], color=colors, width=1.0)
             bx.set_xlim(-0.5, p.shape[1] - 0.5)
-            bx.set_ylabel(f"row {query}", fontsize=8)
-            bx.tick_params(labelsize=7)
-    fig.tight_layout()
+            bx.set_xlabel("key", fontsize=8)
+            bx.set_ylabel(f"weight\n(query {query})", fontsize=8)
+            bx.tick_params(labelsize=8)
+            if n_meta:
+                handles = [Patch(color=_META), Patch(color="#4c72b0")]
+                bx.legend(handles, ["meta key", "other key"], fontsize=7, loc="upper right")
     return fig
 
 
@@ -225,29 +261,32 @@ def plot_ssm_state(
     per-step decay exp(dt_t * A) -- how much of each state survives one more token."""
     h, d, a = _np(states), _np(dt), _np(A)
     c = min(channels, h.shape[1])
-    fig = Figure(figsize=(10.0, 3.2))
+    fig = Figure(figsize=(12.0, 3.4), layout="constrained")
     ax0, ax1, ax2 = (fig.add_subplot(1, 3, k) for k in (1, 2, 3))
-    lim = max(float(np.abs(h[t, :c]).max()), 1e-9)  # this token's scale
-    ax0.imshow(h[t, :c].T, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+    lim = max(float(np.abs(h[t, :c]).max()), 1e-9)  # this token's scale: nothing is clipped
+    image = ax0.imshow(h[t, :c].T, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+    fig.colorbar(image, ax=ax0).set_label("state value", fontsize=8)
     ax0.set_title(f"state h_t at token {t}", fontsize=9)
     ax0.set_xlabel("channel")
     ax0.set_ylabel("state index n")
     ax0.set_yticks(range(h.shape[-1]))
     steps = np.arange(d.shape[0])
-    ax1.plot(steps, d[:, :c], color="#4c72b0", alpha=0.25, lw=0.8)
+    lines = ax1.plot(steps, d[:, :c], color="#4c72b0", alpha=0.25, lw=0.8)
+    lines[0].set_label("one channel each")
     ax1.plot(steps, d[:, :c].mean(1), color="black", lw=1.5, label="mean over channels")
-    ax1.axvline(t, color="red", lw=1)
+    ax1.axvline(t, color="red", lw=1, label=f"token {t}")
     ax1.set_yscale("log")
     ax1.set_title("step size dt (input-dependent)", fontsize=9)
     ax1.set_xlabel("token")
-    ax1.legend(fontsize=7)
+    ax1.set_ylabel("dt (log scale)")
+    ax1.legend(fontsize=8)
     decay = np.exp(d[t, :c, None] * a[:c])  # (c, N)
-    ax2.imshow(decay.T, cmap="magma", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    image = ax2.imshow(decay.T, cmap="magma", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    fig.colorbar(image, ax=ax2).set_label("kept per step (0 forget, 1 keep)", fontsize=8)
     ax2.set_title(f"decay exp(dt*A) at token {t}", fontsize=9)
     ax2.set_xlabel("channel")
     ax2.set_ylabel("state index n")
     ax2.set_yticks(range(h.shape[-1]))
-    fig.tight_layout()
     return fig
 
 
@@ -282,7 +321,7 @@ def plot_cache_memory(
     for name, ys in curves.items():
         ax.plot(seq_lens, ys, marker="o", ms=3, label=name)
     if mark is not None:
-        ax.axvline(mark, color="gray", ls=":", lw=1)
+        ax.axvline(mark, color="gray", ls=":", lw=1, label=f"{mark:,} tokens")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("tokens in the cache")
@@ -294,7 +333,7 @@ def plot_cache_memory(
 
 
 def plot_step_errors(errors: Mapping[str, Sequence[float]], title: str = "decode vs full forward") -> Figure:
-    """Per-step max |difference| curves on a log scale (zeros drawn at the floor)."""
+    """Per-step max |difference| curves on a log scale (zeros drawn at the floor, which the label says)."""
     fig = Figure(figsize=(6.5, 3.0))
     ax = fig.add_subplot()
     floor = 1e-9
@@ -302,7 +341,7 @@ def plot_step_errors(errors: Mapping[str, Sequence[float]], title: str = "decode
         ax.plot(np.maximum(np.asarray(ys, dtype=float), floor), marker="o", ms=3, label=name)
     ax.set_yscale("log")
     ax.set_xlabel("decode step")
-    ax.set_ylabel("max |logit difference|")
+    ax.set_ylabel(f"max |logit difference|\n(0 drawn at {floor:g})", fontsize=9)
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
@@ -344,14 +383,14 @@ def plot_ablation(
     fig, ax, styles = _ablation_axes(records, "sequence length (tokens)", title, (7.0, 3.4))
     if longest_trained is not None:
         ax.axvline(longest_trained, color="gray", ls=":", lw=1)
-        ax.text(longest_trained, 0.03, " longest training length", fontsize=7, color="gray")
+        ax.text(longest_trained, 0.03, " longest training length", fontsize=8, color="gray")
     for r, style in zip(records, styles, strict=True):
         lengths = [int(k) for k in r["accuracy"]]
         ax.plot(
             lengths, list(r["accuracy"].values()), marker="o" if style["ls"] == "-" else "s", ms=4, **style
         )
     ax.set_xscale("log", base=2)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
 
@@ -365,6 +404,214 @@ def plot_learning_curves(
     for r, style in zip(records, styles, strict=True):
         steps, accs = zip(*r["curve"], strict=True) if r["curve"] else ((), ())
         ax.plot(steps, accs, **style)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- diagrams
+# Pictures of the architecture drawn with patches, arrows and text on an axis-off canvas whose data units
+# are the layout grid.
+
+_ATTN_FILL, _SSM_FILL, _SHARED_FILL = "#fde0c5", "#dadaeb", "#eeeeee"
+
+
+def _diagram_axes(figsize: tuple[float, float]) -> tuple[Figure, object]:
+    fig = Figure(figsize=figsize)
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    ax.set_axis_off()
+    return fig, ax
+
+
+def _box(ax, x: float, y: float, text: str, width: float, fill: str = _SHARED_FILL, height: float = 0.9,
+         size: float = 9.5, edge: str = "#555555") -> None:  # fmt: skip
+    """A rounded box centred at (x, y) with a (possibly multi-line) label."""
+    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, lw=1.1, fc=fill, ec=edge,
+                                boxstyle="round,pad=0,rounding_size=0.15"))  # fmt: skip
+    ax.text(x, y, text, ha="center", va="center", fontsize=size)
+
+
+def _arrow(ax, start: tuple[float, float], end: tuple[float, float], **style) -> None:
+    props = dict(arrowstyle="-|>", color="#444444", lw=1.2, shrinkA=0, shrinkB=0, mutation_scale=12)
+    ax.annotate("", xy=end, xytext=start, arrowprops=props | style)
+
+
+def plot_hybrid_layer_diagram() -> Figure:
+    """One Hymba layer as a flow chart: the input norm and the one ``in_proj`` feeding the attention heads
+    (q, k, v) and the SSM heads (x, z) in parallel, each branch's RMSNorm (the paper's beta_1, beta_2), the
+    average, ``out_proj`` and the residual add, then the pre-MLP norm, the MLP and the second residual add.
+    Shapes use the glossary letters of :mod:`minihymba.config`."""
+    fig, ax = _diagram_axes((8.4, 11.0))
+    ax.set_xlim(-0.4, 12.4)
+    ax.set_ylim(-1.2, 22.0)
+    title = "One Hymba layer: attention heads and SSM heads in parallel"
+    ax.text(6.0, 21.5, title, ha="center", fontsize=11.5, weight="bold")
+    mid, left, right, wide, half = 6.0, 3.25, 8.75, 5.2, 4.9
+    h = 0.9  # box height; box edges are at y +- h/2
+
+    def down(x: float, y_from: float, y_to: float, **style) -> None:
+        _arrow(ax, (x, y_from - h / 2), (x, y_to + h / 2), **style)
+
+    _box(ax, mid, 20.4, "x   the residual stream   (B, S, D)\nS = M meta tokens + T text tokens", wide,
+         fill="white")  # fmt: skip
+    _box(ax, mid, 19.0, "RMSNorm   (input_layernorm)", wide)
+    _box(ax, mid, 17.6, "in_proj: one matrix feeds both branches\nits rows: q, k, v  |  x, z", wide)
+    down(mid, 20.4, 19.0)
+    down(mid, 19.0, 17.6)
+    ax.text(left, 16.35, "attention heads", ha="center", fontsize=10.5, weight="bold", color=_GLOBAL)
+    ax.text(right, 16.35, "SSM heads (Mamba-1)", ha="center", fontsize=10.5, weight="bold", color="#54278f")
+    rows = [  # (y, attention box, SSM box)
+        (15.3, "q (B, H, S, Dk)   k (B, Hkv, S, Dk)\nv (B, Hkv, S, Dv): wider value heads",
+         "x (B, S, I)     z (B, S, I)"),
+        (13.8, "RoPE on q and k (NTK base)\npositions 0..S-1, meta first",
+         "causal depthwise conv (K taps)\n+ SiLU"),
+        (12.3, "softmax attention, GQA: global mask,\nor window W + meta keys always seen",
+         "selective scan   h = exp(dt·A)·h + dt·B·x\ny = C·h + D·x    (dt, B, C from x)"),
+        (10.8, "concatenate heads   (B, S, H·Dv = I)", "gate   y · SiLU(z)   (B, S, I)"),
+        (9.3, "RMSNorm · β1   (pre_avg_layernorm1)", "RMSNorm · β2   (pre_avg_layernorm2)"),
+    ]  # fmt: skip
+    for y, attn_text, ssm_text in rows:
+        _box(ax, left, y, attn_text, half, fill=_ATTN_FILL, edge=_GLOBAL, size=9)
+        _box(ax, right, y, ssm_text, half, fill=_SSM_FILL, edge="#54278f", size=9)
+    for (y0, *_), (y1, *_) in zip(rows, rows[1:], strict=False):
+        down(left, y0, y1)
+        down(right, y0, y1 if y1 != 10.8 else 10.8)
+    for x in (left, right):  # in_proj -> both branches
+        _arrow(ax, (mid, 17.6 - h / 2), (x, 15.3 + h / 2))
+    # z skips the conv and the scan: from the (x, z) box down the right edge into the gate
+    edge = right + half / 2 + 0.35
+    ax.plot([right + half / 2, edge, edge], [15.3, 15.3, 10.8], color="#54278f", lw=1.1)
+    _arrow(ax, (edge, 10.8), (right + half / 2, 10.8), color="#54278f")
+    ax.text(edge + 0.1, 13.0, "z", fontsize=10, color="#54278f", va="center")
+    _box(ax, mid, 7.8, "average   (attention + SSM) / 2   (B, S, I)", wide)
+    for x in (left, right):
+        _arrow(ax, (x, 9.3 - h / 2), (mid, 7.8 + h / 2))
+    _box(ax, mid, 6.4, "out_proj   (I → D)", wide)
+    down(mid, 7.8, 6.4)
+    for y_add, y_skip_from, x_rail in ((5.1, 20.4, 0.2), (0.9, 5.1, 0.75)):  # the two residual adds
+        ax.add_patch(Circle((mid, y_add), 0.32, fc="white", ec="#444444", lw=1.2))
+        ax.text(mid, y_add, "+", ha="center", va="center", fontsize=13)
+        start_x = mid - (wide / 2 if y_skip_from == 20.4 else 0.32)
+        ax.plot([start_x, x_rail, x_rail], [y_skip_from, y_skip_from, y_add], color="#888888", lw=1.1)
+        _arrow(ax, (x_rail, y_add), (mid - 0.32, y_add), color="#888888")
+    ax.text(0.3, 12.0, "residual", rotation=90, va="center", fontsize=9, color="#888888")
+    _arrow(ax, (mid, 6.4 - h / 2), (mid, 5.1 + 0.32))
+    _box(ax, mid, 3.8, "RMSNorm   (pre_moe_layernorm)", wide)
+    _arrow(ax, (mid, 5.1 - 0.32), (mid, 3.8 + h / 2))
+    _box(ax, mid, 2.4, "MLP   down( SiLU(gate·u) ⊙ up·u )\n(moe.experts.0)", wide)
+    down(mid, 3.8, 2.4)
+    _arrow(ax, (mid, 2.4 - h / 2), (mid, 0.9 + 0.32))
+    _arrow(ax, (mid, 0.9 - 0.32), (mid, -0.2))
+    ax.text(mid, -0.45, "x   to the next layer   (B, S, D)", ha="center", va="top", fontsize=9.5)
+    ax.text(8.85, 19.0, "a KV consumer layer has\nno k, v rows: it attends\nover its producer's k, v",
+            ha="left", va="center", fontsize=8.5, style="italic", color="#555555")  # fmt: skip
+    ax.text(right - 0.15, 14.55, "x", ha="right", va="center", fontsize=10, color="#54278f")
+    return fig
+
+
+def plot_sequence_diagram(
+    n_meta: int = 4, n_text: int = 12, window: int = 5, query: int | None = None
+) -> Figure:
+    """The sequence a layer sees -- M meta tokens, then the text -- and which keys one query may read in a
+    global layer (every earlier position) and in a sliding-window layer (the W previous positions, itself,
+    and every meta token). ``query`` is an index in the meta-inclusive sequence (default: the third from the
+    end, so that future keys show too)."""
+    s = n_meta + n_text
+    q = max(s - 3, 0) if query is None else query
+    if not 0 <= q < s:
+        raise ValueError(f"query must be in [0, {s}), got {q}")
+    fig, ax = _diagram_axes((0.5 * s + 5.2, 4.6))
+    ax.set_xlim(-6.2, s + 2.4)
+    ax.set_ylim(-2.3, 4.9)
+    ax.set_aspect("equal")
+    swa_rule = f"sliding-window layer (W = {window})\nk ≤ q  and  (q − k ≤ W  or  k < M)"
+    layers = [("global layer\nk ≤ q", None, 2.0), (swa_rule, window, 0.0)]
+    for label, win, y in layers:
+        seen = 0
+        for k in range(s):
+            visible = k <= q and (win is None or q - k <= win or k < n_meta)
+            seen += visible
+            fill = (_META if k < n_meta else _SWA) if visible else ("white" if k > q else "#cccccc")
+            ax.add_patch(Rectangle((k + 0.05, y), 0.9, 0.9, fc=fill, ec="#999999", lw=0.8,
+                                   ls="--" if k > q else "-"))  # fmt: skip
+            ax.text(k + 0.5, y + 0.45, str(k), ha="center", va="center", fontsize=8,
+                    color="white" if visible else "#555555")  # fmt: skip
+        ax.add_patch(Rectangle((q - 0.02, y - 0.07), 1.04, 1.04, fill=False, ec="red", lw=2.0))
+        ax.text(-0.3, y + 0.45, label, ha="right", va="center", fontsize=9)
+        ax.text(s + 0.2, y + 0.45, f"sees {seen}\nkeys", va="center", fontsize=8.5)
+    for start, stop, text in (
+        (0, n_meta, f"M = {n_meta} meta tokens"),
+        (n_meta, s, f"T = {n_text} text tokens"),
+    ):
+        if stop > start:  # a bracket over the span, above the top row
+            ax.plot(
+                [start + 0.05, start + 0.05, stop - 0.05, stop - 0.05], [3.05, 3.2, 3.2, 3.05], color="#444"
+            )
+            ax.text((start + stop) / 2, 3.3, text, ha="center", va="bottom", fontsize=9)
+    lo = max(q - window, 0)  # the window below the sliding-window row: keys q-W .. q
+    ax.plot([lo + 0.05, lo + 0.05, q + 0.95, q + 0.95], [-0.15, -0.3, -0.3, -0.15], color="red")
+    ax.text((lo + q + 1) / 2, -0.4, f"window: q − k ≤ W, {q - lo + 1} keys with the query itself",
+            ha="center", va="top", fontsize=8.5, color="red")  # fmt: skip
+    ax.text(s / 2, 4.35, f"Which keys the query q = {q} reads (each number is a position)",
+            ha="center", fontsize=10.5, weight="bold")  # fmt: skip
+    handles = [Patch(fc=_META, ec="#999999"), Patch(fc=_SWA, ec="#999999"), Patch(fc="#cccccc", ec="#999999"),
+               Patch(fc="white", ec="#999999", ls="--"), Patch(fill=False, ec="red", lw=2.0)]  # fmt: skip
+    labels = ["meta key: always visible", "visible text key", "masked: left the window",
+              "future key: masked (causal)", f"the query q = {q}"]  # fmt: skip
+    ax.legend(handles, labels, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 0.0), fontsize=8.5,
+              frameon=False)  # fmt: skip
+    return fig
+
+
+def plot_kv_sharing_diagram(config: HymbaConfig, per_row: int = 16) -> Figure:
+    """Layers as columns: global or sliding-window, KV producer or consumer (arrows from producer to
+    consumers), and the cache each layer holds after the M meta tokens and T more tokens: M + T key/value
+    entries for a global layer, M + W for a sliding-window producer, 0 for a consumer -- and in every layer
+    the constant conv + SSM state. More than ``per_row`` layers wrap onto further rows of columns."""
+    n = config.num_layers
+    m, w = config.num_meta_tokens, config.sliding_window
+    cols, bands = min(n, per_row), -(-n // per_row)
+    band_height = 5.0
+    bottom = -band_height * (bands - 1) - 3.4
+    fig, ax = _diagram_axes((max(7.5, 0.5 * cols + 3.0), 0.55 * (4.3 - bottom)))
+    ax.set_xlim(-3.2, cols + 0.2)
+    ax.set_ylim(bottom, 4.3)
+    arc = dict(arrowstyle="-|>", color="#444444", lw=1.3, connectionstyle="arc3,rad=0.7", shrinkA=1,
+               shrinkB=1, mutation_scale=10)  # fmt: skip
+    for i in range(n):
+        x, y = i % per_row, -band_height * (i // per_row)  # column, and the top of this row of columns
+        owns, glob = config.owns_kv(i), config.is_global(i)
+        ax.add_patch(Rectangle((x + 0.08, y + 2.6), 0.84, 0.8, color=_GLOBAL if glob else _SWA))
+        ax.text(x + 0.5, y + 3.0, str(i), ha="center", va="center", fontsize=9, color="white")
+        ax.add_patch(Rectangle((x + 0.18, y + 1.3), 0.64, 0.64, fc="#444444" if owns else "white",
+                               ec="#444444", hatch=None if owns else "////"))  # fmt: skip
+        source = config.kv_source(i)
+        if not owns and source // per_row == i // per_row:
+            ax.annotate("", xy=(x + 0.5, y + 1.3), xytext=(source % per_row + 0.5, y + 1.3), arrowprops=arc)
+        elif not owns:  # the producer sits on the row above
+            ax.text(x + 0.5, y + 1.0, f"from {source}", ha="center", va="top", fontsize=7.5)
+        entries = "M+T" if glob else ("M+W" if owns else "0")
+        ax.text(x + 0.5, y + 0.3, entries, ha="center", va="center", fontsize=9,
+                weight="bold" if owns else "normal")  # fmt: skip
+        ax.add_patch(Rectangle((x + 0.18, y - 0.85), 0.64, 0.4, fc=_META, ec="none", alpha=0.6))
+    for band in range(bands):
+        rows = ((3.0, "attention"), (1.62, "keys / values"), (0.3, "KV cache entries"),
+                (-0.65, "conv + SSM state"))  # fmt: skip
+        for y, label in rows:
+            ax.text(-0.2, y - band_height * band, label, ha="right", va="center", fontsize=9)
+    owners = sum(config.owns_kv(i) for i in range(n))
+    centre = (cols - 3.0) / 2
+    ax.text(centre, 4.0, f"{owners} of {n} layers hold keys and values", ha="center", fontsize=10.5,
+            weight="bold")  # fmt: skip
+    window = "no sliding window" if w is None else f"M + W = {m} + {w} = {m + w}: a window producer's cap"
+    note = (f"M + T: a global layer's entries grow with the text (M = {m} meta tokens)\n{window}\n"
+            "0: a consumer stores nothing     conv + SSM state: I·(K + N) numbers, any T")  # fmt: skip
+    ax.text(centre, bottom + 2.3, note, ha="center", va="top", fontsize=8.5, color="#333333",
+            linespacing=1.4)  # fmt: skip
+    handles = [Patch(color=_GLOBAL), Patch(color=_SWA), Patch(fc="#444444"),
+               Patch(fc="white", ec="#444444", hatch="////")]  # fmt: skip
+    labels = ["global layer", f"sliding-window layer (W = {w})", "KV producer: computes k, v",
+              "KV consumer: reads the producer's k, v (arrow)"]  # fmt: skip
+    ax.legend(handles, labels, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 0.0), fontsize=8.5,
+              frameon=False)  # fmt: skip
     return fig

@@ -1,11 +1,17 @@
-"""Every minihymba.viz plot returns a Figure on small inputs; save_figure writes stable PNGs; widgets draw."""
+"""Every minihymba.viz plot returns a Figure on small inputs and is readable (labelled axes, a colorbar for
+every image, legends, no tiny text); save_figure writes stable PNGs at >= 150 dpi; widgets draw."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from matplotlib.text import Text
+from PIL import Image
 
 from minihymba import HymbaConfig
 from minihymba.masks import hymba_mask_mod, materialize
@@ -97,3 +103,97 @@ def test_ablation_plot_draws_one_line_per_record():
     fig = viz.plot_learning_curves(records)
     assert len(fig.axes[0].get_lines()) == len(records)
     _check(fig, 1)
+
+
+# ------------------------------------------------------------------------------------------ readability
+def _records() -> list[dict]:
+    return [
+        {"architecture": a, "meta_tokens": m, "accuracy": {"16": 0.9, "32": 0.5},
+         "curve": [[50, 0.1], [100, 0.7]]}
+        for a in ("parallel", "ssm") for m in (8, 0)
+    ]  # fmt: skip
+
+
+def _every_plot() -> dict[str, list[Callable[[], Figure]]]:
+    """Every public plot_* function, called on small inputs (several calls where options change the axes)."""
+    mask = materialize(hymba_mask_mod(3, 2), 10)[0]
+    probs = torch.softmax(torch.randn(10, 10, generator=torch.Generator().manual_seed(0)).masked_fill(
+        ~mask, float("-inf")), -1)  # fmt: skip
+    dt, A, _, _ = _ssm_inputs()
+    states = torch.randn(6, 3, 4, generator=torch.Generator().manual_seed(1))
+    return {
+        "plot_architecture": [lambda: viz.plot_architecture(TINY)],
+        "plot_param_counts": [lambda: viz.plot_param_counts({"a": 10, "b": 30})],
+        "plot_mask": [lambda: viz.plot_mask(mask, n_meta=2), lambda: viz.plot_mask({"x": mask, "y": mask})],
+        "plot_block_sparsity": [lambda: viz.plot_block_sparsity(mask, 4, n_meta=2)],
+        "plot_attention_map": [
+            lambda: viz.plot_attention_map(probs, n_meta=2),
+            lambda: viz.plot_attention_map(
+                {"a": probs, "b": probs}, n_meta=2, query=5, tokens=list("abcdefghij")
+            ),
+        ],
+        "plot_attention_mass": [lambda: viz.plot_attention_mass({"meta": [0.2, 0.3], "rest": [0.8, 0.7]})],
+        "plot_ssm_state": [lambda: viz.plot_ssm_state(states, dt, A, t=2, channels=2)],
+        "plot_branch_norms": [lambda: viz.plot_branch_norms({"attention": [1.0, 2.0], "ssm": [0.5, 0.1]})],
+        "plot_cache_memory": [lambda: viz.plot_cache_memory([1, 2, 4], {"x": [1.0, 2.0, 3.0]}, mark=2)],
+        "plot_step_errors": [lambda: viz.plot_step_errors({"x": [0.0, 1e-6, 0.5], "y": [1e-3, 1e-3, 1e-3]})],
+        "plot_ablation": [lambda: viz.plot_ablation(_records(), longest_trained=16)],
+        "plot_learning_curves": [lambda: viz.plot_learning_curves(_records())],
+        "plot_hybrid_layer_diagram": [viz.plot_hybrid_layer_diagram],
+        "plot_sequence_diagram": [viz.plot_sequence_diagram, lambda: viz.plot_sequence_diagram(2, 5, 2, 3)],
+        "plot_kv_sharing_diagram": [lambda: viz.plot_kv_sharing_diagram(TINY),
+                                    lambda: viz.plot_kv_sharing_diagram(HymbaConfig()),
+                                    lambda: viz.plot_kv_sharing_diagram(TINY, per_row=2)],
+    }  # fmt: skip
+
+
+def test_every_public_plot_function_is_checked() -> None:
+    public = {name for name in viz.__all__ if name.startswith("plot_")}
+    assert public == set(_every_plot()), "add the new plot function to _every_plot"
+
+
+def _explains(bar, image) -> bool:
+    """True if colorbar ``bar`` shows ``image``'s colours: the same colormap over the same limits."""
+    same_map = bar.cmap.name == image.cmap.name and bar.cmap.N == image.cmap.N
+    return same_map and (bar.norm.vmin, bar.norm.vmax) == (image.norm.vmin, image.norm.vmax)
+
+
+@pytest.mark.parametrize("name", sorted(_every_plot()))
+def test_plot_is_readable(name: str) -> None:
+    for make in _every_plot()[name]:
+        fig = make()
+        fig.canvas.draw()
+        images = [im for ax in fig.axes for im in ax.images]
+        bars = [im.colorbar for im in images if im.colorbar is not None]
+        for ax in fig.axes:
+            if ax.get_label() == "<colorbar>":
+                continue
+            if not ax.axison:  # a diagram: patches, arrows and text on a blank canvas
+                assert name.endswith("_diagram") and ax.texts, f"{name}: an axes without axis and text"
+                continue
+            if ax.has_data() or ax.images:
+                assert ax.get_xlabel() and ax.get_ylabel(), f"{name}: axes {ax.get_title()!r} lacks a label"
+            for im in ax.images:
+                explaining = [bar for bar in bars if _explains(bar, im)]
+                assert explaining, f"{name}: image in {ax.get_title()!r} has no colorbar"
+                data = np.ma.masked_invalid(np.asarray(im.get_array(), dtype=float))
+                if data.max() > im.norm.vmax + 1e-12 or data.min() < im.norm.vmin - 1e-12:
+                    words = " ".join(bar.ax.get_ylabel() for bar in explaining) + ax.get_title()
+                    assert "clip" in words, f"{name}: the colour scale is clipped but nothing says so"
+            _, labels = ax.get_legend_handles_labels()
+            if len(labels) >= 2:
+                assert ax.get_legend() is not None, f"{name}: several labelled series and no legend"
+        for text in fig.findobj(Text):
+            if text.get_visible() and text.get_text().strip():
+                assert text.get_fontsize() >= 7, f"{name}: text {text.get_text()!r} is too small to read"
+        plt.close(fig)
+
+
+def test_save_figure_writes_at_least_150_dpi(tmp_path) -> None:
+    fig = viz.plot_mask(materialize(hymba_mask_mod(3, 2), 10)[0], n_meta=2)
+    path = viz.save_figure(fig, "mask", tmp_path)
+    with Image.open(path) as png:
+        dpi_x, dpi_y = png.info["dpi"]  # from the PNG's pHYs chunk
+        width, _ = png.size
+    assert viz.DPI >= 150 and min(dpi_x, dpi_y) >= 149.9
+    assert width >= 0.5 * fig.get_figwidth() * 150  # pixels, not only the header: (cropped to the drawing)
