@@ -305,14 +305,29 @@ def bench_prefill(quick: bool) -> list[Row]:
             return model(ids, last_only=True, impl=Impl(scan=scan_impl))
 
         with torch.no_grad():  # the warm-up call compiles the "compiled" scan for this shape
-            stats = interleaved({"model": partial(prefill, "fused"), "compiled": partial(prefill, "compiled"),
-                                 "floor": floor}, repeat=3)  # fmt: skip
+            stats = interleaved(
+                {
+                    "model": partial(prefill, "fused"),
+                    "compiled": partial(prefill, "compiled"),
+                    "floor": floor,
+                },
+                repeat=3,
+            )
         name = f"{cfg.num_layers} layers real width, {prompt}+{cfg.num_meta_tokens} tok, {str(dtype)[6:]}"
         details = {k: vars(s) for k, s in stats.items()} | {"attention": "auto"}
         for key, scan in (("model", "fused scan (default)"), ("compiled", "compiled scan (opt-in)")):
             ratio = stats[key].best / stats["floor"].best
-            rows.append(Row("P1", f"{name}, {scan}", "prefill time / GEMM floor", ratio, "<= 1.3x",
-                            ratio <= 1.3, details))  # fmt: skip
+            rows.append(
+                Row(
+                    "P1",
+                    f"{name}, {scan}",
+                    "prefill time / GEMM floor",
+                    ratio,
+                    "<= 1.3x",
+                    ratio <= 1.3,
+                    details,
+                )
+            )
         del model
     return rows
 
@@ -333,8 +348,13 @@ def bench_decode(quick: bool) -> list[Row]:
             stats = interleaved({"decode": partial(model, token, cache=cache), "floor": floor}, repeat=10)
             # D2: one new token without the cache costs re-running the whole sequence (a no-cache loop)
             longer = torch.cat([ids, token], dim=1)  # (1, prompt + 1)
-            recompute = interleaved({"decode": partial(model, token, cache=cache),
-                                     "full": partial(model, longer, last_only=True)}, repeat=3)  # fmt: skip
+            recompute = interleaved(
+                {
+                    "decode": partial(model, token, cache=cache),
+                    "full": partial(model, longer, last_only=True),
+                },
+                repeat=3,
+            )
         fraction = stats["floor"].best / stats["decode"].best
         name = f"{cfg.num_layers} layers real width + lm_head, {str(dtype)[6:]}"
         details = {k: vars(s) for k, s in stats.items()} | {"tokens_per_s": 1 / stats["decode"].best}

@@ -66,11 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--chat", action="store_true", help="wrap the prompt in the Instruct chat format")
     gen.add_argument("--system", default=None, help="system message for --chat")
     gen.add_argument("--max-new-tokens", type=int, default=64)
-    gen.add_argument("--dtype", choices=["bf16", "fp32"], default=None,
-                     help="weights dtype (default: bf16 on CUDA, fp32 on CPU)")  # fmt: skip
+    gen.add_argument(
+        "--dtype",
+        choices=["bf16", "fp32"],
+        default=None,
+        help="weights dtype (default: bf16 on CUDA, fp32 on CPU)",
+    )
     gen.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    gen.add_argument("--temperature", type=float, default=0.0,
-                     help="0 (default): greedy; > 0: sample at this temperature")  # fmt: skip
+    gen.add_argument(
+        "--temperature", type=float, default=0.0, help="0 (default): greedy; > 0: sample at this temperature"
+    )
     gen.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens")
     gen.add_argument("--top-p", type=float, default=None, help="sample from the top-p probability mass")
     gen.add_argument("--seed", type=int, default=None, help="seed for sampling")
@@ -106,16 +111,23 @@ def _generate(args: argparse.Namespace) -> int:
         tokenizer = load_tokenizer(directory)
     except (FileNotFoundError, OSError, ValueError) as err:
         return _fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
-    print(f"minihymba: loading weights from {directory} ({dtype}, {device}) ...", file=sys.stderr,
-          end="", flush=True)  # fmt: skip
+    print(
+        f"minihymba: loading weights from {directory} ({dtype}, {device}) ...",
+        file=sys.stderr,
+        end="",
+        flush=True,
+    )
     start = time.perf_counter()
     try:
         model = load_pretrained(directory, dtype=dtype, device=device).eval()
     except (FileNotFoundError, CheckpointError, OSError, ValueError) as err:
         print(file=sys.stderr)
         return _fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
-    print(f" done in {time.perf_counter() - start:.1f} s ({model.num_parameters():,} parameters)",
-          file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f" done in {time.perf_counter() - start:.1f} s ({model.num_parameters():,} parameters)",
+        file=sys.stderr,
+        flush=True,
+    )
 
     if args.chat:
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
@@ -136,17 +148,26 @@ def _generate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         generate(
-            model, input_ids, max_new_tokens=args.max_new_tokens, do_sample=do_sample,
-            temperature=temperature, top_k=args.top_k,
-            top_p=args.top_p, eos_token_id=eos, generator=generator, hub_compat=args.hub_compat,
+            model,
+            input_ids,
+            max_new_tokens=args.max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            eos_token_id=eos,
+            generator=generator,
+            hub_compat=args.hub_compat,
             streamer=printer,
-        )  # fmt: skip
+        )
     except ValueError as err:
         return _fail(str(err))
     seconds = time.perf_counter() - start
     rate = printer.count / max(seconds, 1e-9)
-    print(f"minihymba: {printer.count} new tokens in {seconds:.2f} s ({rate:.1f} tokens/s, prefill included)",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"minihymba: {printer.count} new tokens in {seconds:.2f} s ({rate:.1f} tokens/s, prefill included)",
+        file=sys.stderr,
+    )
     return 0
 
 

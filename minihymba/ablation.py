@@ -134,12 +134,22 @@ def lab_config(
     """A lab model of width ``hidden_size`` (4 heads, 2 KV heads, N = 8, no KV sharing); MLP width
     ``intermediate_size`` (default 2 x width)."""
     return HymbaConfig(
-        vocab_size=lab.vocab_size, hidden_size=hidden_size, num_layers=lab.num_layers, num_heads=4,
-        num_kv_heads=2, intermediate_size=2 * hidden_size if intermediate_size is None else intermediate_size,
-        ssm_state_size=8, dt_rank=8, num_meta_tokens=lab.num_meta_tokens if meta else 0,
-        sliding_window=lab.sliding_window, global_layers=(lab.global_layer,), kv_share_groups=(),
-        max_position_embeddings=1024, orig_max_position_embeddings=256, torch_dtype="float32",
-    )  # fmt: skip
+        vocab_size=lab.vocab_size,
+        hidden_size=hidden_size,
+        num_layers=lab.num_layers,
+        num_heads=4,
+        num_kv_heads=2,
+        intermediate_size=2 * hidden_size if intermediate_size is None else intermediate_size,
+        ssm_state_size=8,
+        dt_rank=8,
+        num_meta_tokens=lab.num_meta_tokens if meta else 0,
+        sliding_window=lab.sliding_window,
+        global_layers=(lab.global_layer,),
+        kv_share_groups=(),
+        max_position_embeddings=1024,
+        orig_max_position_embeddings=256,
+        torch_dtype="float32",
+    )
 
 
 class LabModel(HymbaForCausalLM):
@@ -219,11 +229,16 @@ class AblationSetting:
 def train_config(setting: AblationSetting) -> TrainConfig:
     """The :class:`~minihymba.train.TrainConfig` every lab model of ``setting`` is trained with."""
     return TrainConfig(
-        task=setting.task, task_kwargs={**setting.task_kwargs, "seq_len": list(setting.train_lengths)},
-        steps=setting.steps, batch_size=setting.batch_size, lr=setting.lr,
-        warmup_steps=max(1, setting.steps // 20), eval_every=setting.curve_every,
-        eval_batches=len(setting.train_lengths), seed=setting.seed,
-    )  # fmt: skip
+        task=setting.task,
+        task_kwargs={**setting.task_kwargs, "seq_len": list(setting.train_lengths)},
+        steps=setting.steps,
+        batch_size=setting.batch_size,
+        lr=setting.lr,
+        warmup_steps=max(1, setting.steps // 20),
+        eval_every=setting.curve_every,
+        eval_batches=len(setting.train_lengths),
+        seed=setting.seed,
+    )
 
 
 def accuracy_by_length(model: HymbaForCausalLM, setting: AblationSetting) -> dict[int, float]:
@@ -232,8 +247,13 @@ def accuracy_by_length(model: HymbaForCausalLM, setting: AblationSetting) -> dic
     model.eval()
     with torch.no_grad():
         for length in setting.eval_lengths:
-            ids, targets = make_task(setting.task, setting.eval_examples, seed=_EVAL_SEED + length,
-                                     seq_len=length, **setting.task_kwargs)  # fmt: skip
+            ids, targets = make_task(
+                setting.task,
+                setting.eval_examples,
+                seed=_EVAL_SEED + length,
+                seq_len=length,
+                **setting.task_kwargs,
+            )
             scores[length] = accuracy(model(ids).logits, targets)
     return scores
 
@@ -281,8 +301,10 @@ def run_ablation(
 def format_record(record: dict[str, Any]) -> str:
     """One line: architecture, meta tokens, size, training time, accuracy per length."""
     accs = " ".join(f"T={k}: {v:.2f}" for k, v in record["accuracy"].items())
-    return (f"{record['architecture']:>10} meta={record['meta_tokens']:<2} params={record['parameters']:,} "
-            f"{record['train_seconds']:.0f} s  {accs}")  # fmt: skip
+    return (
+        f"{record['architecture']:>10} meta={record['meta_tokens']:<2} params={record['parameters']:,} "
+        f"{record['train_seconds']:.0f} s  {accs}"
+    )
 
 
 # Noisy-needle retrieval (one marked key-value pair hidden in random tokens, asked for at the end), trained on
@@ -296,7 +318,7 @@ SETTINGS = {
         train_lengths=(16, 32, 64),
         eval_lengths=(16, 32, 64, 128),
         steps=1000,
-    ),  # fmt: skip
+    ),
     # what CI runs: the same pipeline in seconds; its numbers mean nothing
     "fast": AblationSetting(
         task="needle",
@@ -306,7 +328,7 @@ SETTINGS = {
         steps=6,
         batch_size=8,
         eval_examples=16,
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -320,8 +342,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     setting = SETTINGS[args.setting]
     records = run_ablation(setting, tuple(args.architectures.split(",")))
     if args.json:
-        payload = {"setting": args.setting, "config": asdict(setting), "torch": torch.__version__,
-                   "records": records}  # fmt: skip
+        payload = {
+            "setting": args.setting,
+            "config": asdict(setting),
+            "torch": torch.__version__,
+            "records": records,
+        }
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(payload, indent=1) + "\n")
     return records

@@ -51,9 +51,21 @@ class HymbaConfig:
     global_layers: tuple[int, ...] = (0, 15, 31)
     # Each group is (producer, *consumers): consumers read the producer's keys and values.
     kv_share_groups: tuple[tuple[int, ...], ...] = (
-        (1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (16, 17, 18),
-        (19, 20), (21, 22), (23, 24), (25, 26), (27, 28), (29, 30),
-    )  # fmt: skip
+        (1, 2),
+        (3, 4),
+        (5, 6),
+        (7, 8),
+        (9, 10),
+        (11, 12),
+        (13, 14),
+        (16, 17, 18),
+        (19, 20),
+        (21, 22),
+        (23, 24),
+        (25, 26),
+        (27, 28),
+        (29, 30),
+    )
     # --- rotary position embedding ---
     rope: bool = True
     rope_type: str = "ntk"  # "ntk" (NTK-scaled base, the checkpoint's) or "default"
@@ -76,9 +88,18 @@ class HymbaConfig:
         object.__setattr__(
             self, "kv_share_groups", tuple(tuple(int(i) for i in g) for g in self.kv_share_groups)
         )
-        positive = ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
-                    "mamba_expand", "ssm_state_size", "conv_kernel", "dt_rank",
-                    "max_position_embeddings")  # fmt: skip
+        positive = (
+            "vocab_size",
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "num_kv_heads",
+            "mamba_expand",
+            "ssm_state_size",
+            "conv_kernel",
+            "dt_rank",
+            "max_position_embeddings",
+        )
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -179,7 +200,7 @@ class HymbaConfig:
         return self.sliding_window is None or layer in self.global_layers
 
     def window(self, layer: int) -> int | None:
-        """The sliding window W of ``layer``, or None for a global layer (the rule: :mod:`minihymba.masks`)."""
+        """The sliding window W of ``layer``, or None for a global layer (the rule: minihymba.masks)."""
         return None if self.is_global(layer) else self.sliding_window
 
     def kv_source(self, layer: int) -> int:
@@ -265,14 +286,36 @@ class HymbaConfig:
             dt_rank = -(-hidden // 16)
         window = hf.get("sliding_window")
         known = {
-            "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-            "intermediate_size", "mlp_hidden_act", "mamba_expand", "mamba_d_state", "mamba_d_conv",
-            "mamba_dt_rank", "mamba_conv_bias", "mamba_proj_bias", "mamba_inner_layernorms",
-            "num_memory_tokens", "sliding_window", "global_attn_idx", "kv_reuse_group", "rope",
-            "rope_type", "rope_theta", "max_position_embeddings", "orig_max_position_embeddings",
-            "rms_norm_eps", "tie_word_embeddings", "bos_token_id", "eos_token_id", "pad_token_id",
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "intermediate_size",
+            "mlp_hidden_act",
+            "mamba_expand",
+            "mamba_d_state",
+            "mamba_d_conv",
+            "mamba_dt_rank",
+            "mamba_conv_bias",
+            "mamba_proj_bias",
+            "mamba_inner_layernorms",
+            "num_memory_tokens",
+            "sliding_window",
+            "global_attn_idx",
+            "kv_reuse_group",
+            "rope",
+            "rope_type",
+            "rope_theta",
+            "max_position_embeddings",
+            "orig_max_position_embeddings",
+            "rms_norm_eps",
+            "tie_word_embeddings",
+            "bos_token_id",
+            "eos_token_id",
+            "pad_token_id",
             "torch_dtype",
-        }  # fmt: skip
+        }
         try:
             return cls(
                 vocab_size=int(need("vocab_size")),

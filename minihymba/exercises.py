@@ -80,15 +80,18 @@ def _layer_parameters(cfg: HymbaConfig, layer: int) -> int:
     bias = rows + d if cfg.proj_bias else 0  # in_proj and out_proj biases (none in the 1.5B)
     mixer = (
         rows * d  # in_proj
-        + inner * cfg.conv_kernel + (inner if cfg.conv_bias else 0)  # conv1d
+        + inner * cfg.conv_kernel
+        + (inner if cfg.conv_bias else 0)  # conv1d
         + (r + 2 * n) * inner  # x_proj
-        + r * inner + inner  # dt_proj weight and bias
-        + inner * n + inner  # A_log, D
+        + r * inner
+        + inner  # dt_proj weight and bias
+        + inner * n
+        + inner  # A_log, D
         + ((r + 2 * n) if cfg.inner_layernorms else 0)  # dt, B, C RMSNorms
         + 2 * inner  # the two pre-average RMSNorms (beta1, beta2)
         + inner * d  # out_proj
         + bias
-    )  # fmt: skip
+    )
     n_mlp = 3 if cfg.mlp_act == "silu" else 2
     mlp = n_mlp * d * cfg.intermediate_size + d if cfg.intermediate_size else 0  # + pre_moe_layernorm
     return mixer + mlp + d  # + input_layernorm

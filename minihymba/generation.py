@@ -284,7 +284,12 @@ def generate(
             if output_scores:
                 scores.append(logits)
             choice = pick_next_token(
-                logits, do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+                logits,
+                do_sample=do_sample,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                generator=generator,
             )
             choice = choice.masked_fill(finished, pad)  # (B,)
             new_ids[:, step] = choice

@@ -48,7 +48,7 @@ class StepContext:
     positions (B, S) position ids of this call's columns; valid (B, S) False at padding (None: no padding);
     cos/sin (B, S, Dk) RoPE tables (None when RoPE is off); masks: the call's masks, built on demand;
     cache: decoding state or None; impl: the implementations to run; narrow_decode: NVIDIA's cached
-    decoding (sliding window W - 1 on a cache that already holds tokens, :func:`~minihymba.masks.decode_window`).
+    decoding (window W - 1 on a cache that already holds tokens, :func:`~minihymba.masks.decode_window`).
     """
 
     config: HymbaConfig
@@ -133,7 +133,12 @@ class HybridMixer(nn.Module):
         eps = config.rms_norm_eps
         self.in_proj = nn.Linear(d, sum(self.split_sizes), bias=config.proj_bias)
         self.conv1d = nn.Conv1d(
-            inner, inner, config.conv_kernel, groups=inner, bias=config.conv_bias, padding=config.conv_kernel - 1
+            inner,
+            inner,
+            config.conv_kernel,
+            groups=inner,
+            bias=config.conv_bias,
+            padding=config.conv_kernel - 1,
         )
         self.x_proj = nn.ModuleList([nn.Linear(inner, r + 2 * n, bias=False)])
         self.dt_proj = nn.ModuleList([nn.Linear(r, inner, bias=True)])
@@ -219,7 +224,11 @@ class HybridMixer(nn.Module):
         conv_state = None if cache is None else cache.conv_states[layer]
         h0 = None if cache is None else cache.ssm_states[layer]
         conv_impl = choose_conv(
-            ctx.impl, device=xs.device, length=s, has_state=conv_state is not None, padded=ctx.valid is not None
+            ctx.impl,
+            device=xs.device,
+            length=s,
+            has_state=conv_state is not None,
+            padded=ctx.valid is not None,
         )
         inp, conv_state = self.ssm_inputs(xs, z, valid=ctx.valid, conv_state=conv_state, conv_impl=conv_impl)
         scan_impl = choose_scan(ctx.impl, device=xs.device, length=s, has_state=h0 is not None)

@@ -126,15 +126,26 @@ def selective_scan_cuda(
     if h0 is not None and length == 1:  # a decode step: update the state in place
         h = h0.float().clone()  # (Bt, I, N)
         y = _kernels["selective_state_update"](
-            h, x[:, 0], dt[:, 0].to(x.dtype), A.float(), B[:, 0].to(x.dtype), C[:, 0].to(x.dtype),
-            D=D32, z=None if z is None else z[:, 0],
-        )  # fmt: skip  # (Bt, I)
+            h,
+            x[:, 0],
+            dt[:, 0].to(x.dtype),
+            A.float(),
+            B[:, 0].to(x.dtype),
+            C[:, 0].to(x.dtype),
+            D=D32,
+            z=None if z is None else z[:, 0],
+        )  # (Bt, I)
         return y[:, None].to(x.dtype), h
     y, h = _kernels["selective_scan_fn"](
-        _channels_first(x), _channels_first(dt.to(x.dtype)), A.float().contiguous(),
-        _channels_first(B.to(x.dtype)), _channels_first(C.to(x.dtype)), D32,
-        None if z is None else _channels_first(z), return_last_state=True,
-    )  # fmt: skip  # y (Bt, I, L), h (Bt, I, N)
+        _channels_first(x),
+        _channels_first(dt.to(x.dtype)),
+        A.float().contiguous(),
+        _channels_first(B.to(x.dtype)),
+        _channels_first(C.to(x.dtype)),
+        D32,
+        None if z is None else _channels_first(z),
+        return_last_state=True,
+    )  # y (Bt, I, L), h (Bt, I, N)
     return y.transpose(1, 2).to(x.dtype), h.float()
 
 
@@ -158,7 +169,9 @@ def causal_conv1d_cuda(
     bt, length, width = x.shape
     k = weight.shape[-1]
     if not conv_available():
-        raise RuntimeError(f"the CUDA convolution is unavailable: {unavailable_reason() or 'no causal-conv1d'}")
+        raise RuntimeError(
+            f"the CUDA convolution is unavailable: {unavailable_reason() or 'no causal-conv1d'}"
+        )
     if not _on_gpu(x):
         raise ValueError("causal_conv1d_cuda needs CUDA tensors; use the 'ref' convolution on CPU")
     if not conv_covers(length, state is not None, valid is not None):

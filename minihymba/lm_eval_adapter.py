@@ -213,8 +213,11 @@ class MinihymbaLM(TemplateLM):
             temperature = float(gen.pop("temperature", 0.0))
             sampling = {"do_sample": bool(gen.pop("do_sample", temperature > 0))}
             if sampling["do_sample"]:
-                sampling |= {"temperature": temperature or 1.0, "top_k": gen.pop("top_k", None),
-                             "top_p": gen.pop("top_p", None)}  # fmt: skip
+                sampling |= {
+                    "temperature": temperature or 1.0,
+                    "top_k": gen.pop("top_k", None),
+                    "top_p": gen.pop("top_p", None),
+                }
             if gen:
                 log.warning("minihymba ignores these generation arguments: %s", sorted(gen))
             keep = max(self.max_length - max_new, 1)  # prompt tokens kept (the end of the context)
@@ -248,8 +251,15 @@ class MinihymbaLM(TemplateLM):
                 raise _StopGeneration
 
         try:
-            self.model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens, eos_token_id=eos,
-                                pad_token_id=self.pad_id, streamer=watch, **sampling)  # fmt: skip
+            self.model.generate(
+                ids,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=eos,
+                pad_token_id=self.pad_id,
+                streamer=watch,
+                **sampling,
+            )
         except _StopGeneration:
             pass
         texts = []

@@ -159,8 +159,10 @@ class HymbaForCausalLM(nn.Module):
                 module.D[0].fill_(1.0)
                 # dt bias: softplus^-1 of a step size spread log-uniformly in [1e-3, 1e-1] (Mamba's init)
                 u = torch.rand(module.dt_proj[0].bias.shape, generator=gen)
-                dt = torch.exp(u * (torch.log(torch.tensor(0.1)) - torch.log(torch.tensor(1e-3)))
-                               + torch.log(torch.tensor(1e-3)))  # fmt: skip
+                dt = torch.exp(
+                    u * (torch.log(torch.tensor(0.1)) - torch.log(torch.tensor(1e-3)))
+                    + torch.log(torch.tensor(1e-3))
+                )
                 module.dt_proj[0].bias.copy_(dt + torch.log(-torch.expm1(-dt)))
         meta = getattr(self.model, "memory_tokens", None)
         if meta is not None and not meta.is_meta:

@@ -105,8 +105,10 @@ def mqar(
     needed = 2 + 2 * num_pairs + 2 * num_queries
     seq_len = needed if seq_len is None else seq_len
     if seq_len < needed:
-        raise ValueError(f"seq_len={seq_len} is too short for {num_pairs} pairs and {num_queries} queries "
-                         f"(needs at least {needed})")  # fmt: skip
+        raise ValueError(
+            f"seq_len={seq_len} is too short for {num_pairs} pairs and {num_queries} queries "
+            f"(needs at least {needed})"
+        )
     key_pool, value_pool = vocab_ranges(vocab_size)
     gen = _generator(seed)
     keys = _distinct(batch_size, key_pool, num_pairs, gen)  # (B, P)

@@ -74,7 +74,6 @@ class TrainConfig:
     num_meta_tokens: int = 8
     sliding_window: int = 8
 
-
     def impl(self) -> Impl:
         """The implementations every training and evaluation call runs."""
         return Impl(attention="sdpa", scan=self.scan_impl)
@@ -88,12 +87,22 @@ def tiny_model_config(tc: TrainConfig) -> HymbaConfig:
     vocab = int(tc.task_kwargs.get("vocab_size", 64))
     last = tc.num_layers - 1
     return HymbaConfig(
-        vocab_size=vocab, hidden_size=tc.hidden_size, num_layers=tc.num_layers, num_heads=4, num_kv_heads=2,
-        intermediate_size=2 * tc.hidden_size, ssm_state_size=8, dt_rank=8,
-        num_meta_tokens=tc.num_meta_tokens, sliding_window=tc.sliding_window,
-        global_layers=(min(2, last),), kv_share_groups=((0, 1),) if tc.num_layers >= 3 else (),
-        max_position_embeddings=512, orig_max_position_embeddings=128, torch_dtype="float32",
-    )  # fmt: skip
+        vocab_size=vocab,
+        hidden_size=tc.hidden_size,
+        num_layers=tc.num_layers,
+        num_heads=4,
+        num_kv_heads=2,
+        intermediate_size=2 * tc.hidden_size,
+        ssm_state_size=8,
+        dt_rank=8,
+        num_meta_tokens=tc.num_meta_tokens,
+        sliding_window=tc.sliding_window,
+        global_layers=(min(2, last),),
+        kv_share_groups=((0, 1),) if tc.num_layers >= 3 else (),
+        max_position_embeddings=512,
+        orig_max_position_embeddings=128,
+        torch_dtype="float32",
+    )
 
 
 def lr_at(step: int, tc: TrainConfig) -> float:
@@ -247,8 +256,10 @@ def _train(
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "memory_tokens" not in n)]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=tc.lr, betas=(0.9, 0.98), foreach=False,
-    )  # fmt: skip
+        lr=tc.lr,
+        betas=(0.9, 0.98),
+        foreach=False,
+    )
     if resume:
         _restore_optimizer(model, opt, out / "optimizer.safetensors")
 
@@ -289,13 +300,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     defaults = TrainConfig()
     p.add_argument("--task", default=defaults.task, help="mqar, recall, copy or needle")
-    p.add_argument("--task-kwargs", default=json.dumps(defaults.task_kwargs),
-                   help="JSON dict of task generator arguments")  # fmt: skip
+    p.add_argument(
+        "--task-kwargs",
+        default=json.dumps(defaults.task_kwargs),
+        help="JSON dict of task generator arguments",
+    )
     for f in fields(TrainConfig):
         if f.name in ("task", "task_kwargs"):
             continue
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
-                       default=getattr(defaults, f.name))  # fmt: skip
+        p.add_argument(
+            "--" + f.name.replace("_", "-"),
+            type=type(getattr(defaults, f.name)),
+            default=getattr(defaults, f.name),
+        )
     p.add_argument("--out", default=None, help="checkpoint directory (hub format)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--until", type=int, default=None, help="stop (and save) after this step")

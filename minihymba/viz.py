@@ -87,8 +87,16 @@ def plot_architecture(config: HymbaConfig) -> Figure:
         color = _GLOBAL if config.is_global(i) else _SWA
         ax.add_patch(Rectangle((i + 0.08, 1.0), 0.84, 0.9, color=color))
         owns = config.owns_kv(i)
-        ax.add_patch(Rectangle((i + 0.2, 0.1), 0.6, 0.6, facecolor="#444" if owns else "white",
-                               edgecolor="#444", hatch=None if owns else "///"))  # fmt: skip
+        ax.add_patch(
+            Rectangle(
+                (i + 0.2, 0.1),
+                0.6,
+                0.6,
+                facecolor="#444" if owns else "white",
+                edgecolor="#444",
+                hatch=None if owns else "///",
+            )
+        )
         if not owns:  # an arc from the producer's KV box to this consumer
             src = config.kv_source(i)
             arrow = dict(arrowstyle="->", color="#444", connectionstyle="arc3,rad=0.5")
@@ -102,12 +110,22 @@ def plot_architecture(config: HymbaConfig) -> Figure:
         ax.spines[side].set_visible(False)
     ax.set_xlabel("layer")
     ax.set_ylabel("layer role")
-    handles = [Rectangle((0, 0), 1, 1, color=_GLOBAL), Rectangle((0, 0), 1, 1, color=_SWA),
-               Rectangle((0, 0), 1, 1, color="#444"),
-               Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="#444", hatch="///")]  # fmt: skip
+    handles = [
+        Rectangle((0, 0), 1, 1, color=_GLOBAL),
+        Rectangle((0, 0), 1, 1, color=_SWA),
+        Rectangle((0, 0), 1, 1, color="#444"),
+        Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="#444", hatch="///"),
+    ]
     window = config.sliding_window
-    ax.legend(handles, ["global", f"sliding window (W={window})", "owns KV", "reads KV of a neighbour"],
-              ncol=4, loc="upper center", bbox_to_anchor=(0.5, 1.22), fontsize=8, frameon=False)  # fmt: skip
+    ax.legend(
+        handles,
+        ["global", f"sliding window (W={window})", "owns KV", "reads KV of a neighbour"],
+        ncol=4,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 1.22),
+        fontsize=8,
+        frameon=False,
+    )
     fig.tight_layout()
     return fig
 
@@ -362,8 +380,13 @@ def _ablation_axes(
     styles = []
     for r in records:
         meta = r["meta_tokens"] > 0
-        styles.append({"ls": "-" if meta else "--", "color": _ARCH_COLORS.get(r["architecture"], "black"),
-                       "label": f"{r['architecture']}{'' if meta else ', no meta'}"})  # fmt: skip
+        styles.append(
+            {
+                "ls": "-" if meta else "--",
+                "color": _ARCH_COLORS.get(r["architecture"], "black"),
+                "label": f"{r['architecture']}{'' if meta else ', no meta'}",
+            }
+        )
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy")
@@ -423,11 +446,29 @@ def _diagram_axes(figsize: tuple[float, float]) -> tuple[Figure, object]:
     return fig, ax
 
 
-def _box(ax, x: float, y: float, text: str, width: float, fill: str = _SHARED_FILL, height: float = 0.9,
-         size: float = 9.5, edge: str = "#555555") -> None:  # fmt: skip
+def _box(
+    ax,
+    x: float,
+    y: float,
+    text: str,
+    width: float,
+    fill: str = _SHARED_FILL,
+    height: float = 0.9,
+    size: float = 9.5,
+    edge: str = "#555555",
+) -> None:
     """A rounded box centred at (x, y) with a (possibly multi-line) label."""
-    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, lw=1.1, fc=fill, ec=edge,
-                                boxstyle="round,pad=0,rounding_size=0.15"))  # fmt: skip
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - width / 2, y - height / 2),
+            width,
+            height,
+            lw=1.1,
+            fc=fill,
+            ec=edge,
+            boxstyle="round,pad=0,rounding_size=0.15",
+        )
+    )
     ax.text(x, y, text, ha="center", va="center", fontsize=size)
 
 
@@ -452,8 +493,14 @@ def plot_hybrid_layer_diagram() -> Figure:
     def down(x: float, y_from: float, y_to: float, **style) -> None:
         _arrow(ax, (x, y_from - h / 2), (x, y_to + h / 2), **style)
 
-    _box(ax, mid, 20.4, "x   the residual stream   (B, S, D)\nS = M meta tokens + T text tokens", wide,
-         fill="white")  # fmt: skip
+    _box(
+        ax,
+        mid,
+        20.4,
+        "x   the residual stream   (B, S, D)\nS = M meta tokens + T text tokens",
+        wide,
+        fill="white",
+    )
     _box(ax, mid, 19.0, "RMSNorm   (input_layernorm)", wide)
     _box(ax, mid, 17.6, "in_proj: one matrix feeds both branches\nits rows: q, k, v  |  x, z", wide)
     down(mid, 20.4, 19.0)
@@ -461,15 +508,24 @@ def plot_hybrid_layer_diagram() -> Figure:
     ax.text(left, 16.35, "attention heads", ha="center", fontsize=10.5, weight="bold", color=_GLOBAL)
     ax.text(right, 16.35, "SSM heads (Mamba-1)", ha="center", fontsize=10.5, weight="bold", color="#54278f")
     rows = [  # (y, attention box, SSM box)
-        (15.3, "q (B, H, S, Dk)   k (B, Hkv, S, Dk)\nv (B, Hkv, S, Dv): wider value heads",
-         "x (B, S, I)     z (B, S, I)"),
-        (13.8, "RoPE on q and k (NTK base)\npositions 0..S-1, meta first",
-         "causal depthwise conv (K taps)\n+ SiLU"),
-        (12.3, "softmax attention, GQA: global mask,\nor window W + meta keys always seen",
-         "selective scan   h = exp(dt·A)·h + dt·B·x\ny = C·h + D·x    (dt, B, C from x)"),
+        (
+            15.3,
+            "q (B, H, S, Dk)   k (B, Hkv, S, Dk)\nv (B, Hkv, S, Dv): wider value heads",
+            "x (B, S, I)     z (B, S, I)",
+        ),
+        (
+            13.8,
+            "RoPE on q and k (NTK base)\npositions 0..S-1, meta first",
+            "causal depthwise conv (K taps)\n+ SiLU",
+        ),
+        (
+            12.3,
+            "softmax attention, GQA: global mask,\nor window W + meta keys always seen",
+            "selective scan   h = exp(dt·A)·h + dt·B·x\ny = C·h + D·x    (dt, B, C from x)",
+        ),
         (10.8, "concatenate heads   (B, S, H·Dv = I)", "gate   y · SiLU(z)   (B, S, I)"),
         (9.3, "RMSNorm · β1   (pre_avg_layernorm1)", "RMSNorm · β2   (pre_avg_layernorm2)"),
-    ]  # fmt: skip
+    ]
     for y, attn_text, ssm_text in rows:
         _box(ax, left, y, attn_text, half, fill=_ATTN_FILL, edge=_GLOBAL, size=9)
         _box(ax, right, y, ssm_text, half, fill=_SSM_FILL, edge="#54278f", size=9)
@@ -503,8 +559,16 @@ def plot_hybrid_layer_diagram() -> Figure:
     _arrow(ax, (mid, 2.4 - h / 2), (mid, 0.9 + 0.32))
     _arrow(ax, (mid, 0.9 - 0.32), (mid, -0.2))
     ax.text(mid, -0.45, "x   to the next layer   (B, S, D)", ha="center", va="top", fontsize=9.5)
-    ax.text(8.85, 19.0, "a KV consumer layer has\nno k, v rows: it attends\nover its producer's k, v",
-            ha="left", va="center", fontsize=8.5, style="italic", color="#555555")  # fmt: skip
+    ax.text(
+        8.85,
+        19.0,
+        "a KV consumer layer has\nno k, v rows: it attends\nover its producer's k, v",
+        ha="left",
+        va="center",
+        fontsize=8.5,
+        style="italic",
+        color="#555555",
+    )
     ax.text(right - 0.15, 14.55, "x", ha="right", va="center", fontsize=10, color="#54278f")
     return fig
 
@@ -532,10 +596,18 @@ def plot_sequence_diagram(
             visible = k <= q and (win is None or q - k <= win or k < n_meta)
             seen += visible
             fill = (_META if k < n_meta else _SWA) if visible else ("white" if k > q else "#cccccc")
-            ax.add_patch(Rectangle((k + 0.05, y), 0.9, 0.9, fc=fill, ec="#999999", lw=0.8,
-                                   ls="--" if k > q else "-"))  # fmt: skip
-            ax.text(k + 0.5, y + 0.45, str(k), ha="center", va="center", fontsize=8,
-                    color="white" if visible else "#555555")  # fmt: skip
+            ax.add_patch(
+                Rectangle((k + 0.05, y), 0.9, 0.9, fc=fill, ec="#999999", lw=0.8, ls="--" if k > q else "-")
+            )
+            ax.text(
+                k + 0.5,
+                y + 0.45,
+                str(k),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if visible else "#555555",
+            )
         ax.add_patch(Rectangle((q - 0.02, y - 0.07), 1.04, 1.04, fill=False, ec="red", lw=2.0))
         ax.text(-0.3, y + 0.45, label, ha="right", va="center", fontsize=9)
         ax.text(s + 0.2, y + 0.45, f"sees {seen}\nkeys", va="center", fontsize=8.5)
@@ -550,16 +622,40 @@ def plot_sequence_diagram(
             ax.text((start + stop) / 2, 3.3, text, ha="center", va="bottom", fontsize=9)
     lo = max(q - window, 0)  # the window below the sliding-window row: keys q-W .. q
     ax.plot([lo + 0.05, lo + 0.05, q + 0.95, q + 0.95], [-0.15, -0.3, -0.3, -0.15], color="red")
-    ax.text((lo + q + 1) / 2, -0.4, f"window: q − k ≤ W, {q - lo + 1} keys with the query itself",
-            ha="center", va="top", fontsize=8.5, color="red")  # fmt: skip
-    ax.text(s / 2, 4.35, f"Which keys the query q = {q} reads (each number is a position)",
-            ha="center", fontsize=10.5, weight="bold")  # fmt: skip
-    handles = [Patch(fc=_META, ec="#999999"), Patch(fc=_SWA, ec="#999999"), Patch(fc="#cccccc", ec="#999999"),
-               Patch(fc="white", ec="#999999", ls="--"), Patch(fill=False, ec="red", lw=2.0)]  # fmt: skip
-    labels = ["meta key: always visible", "visible text key", "masked: left the window",
-              "future key: masked (causal)", f"the query q = {q}"]  # fmt: skip
-    ax.legend(handles, labels, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 0.0), fontsize=8.5,
-              frameon=False)  # fmt: skip
+    ax.text(
+        (lo + q + 1) / 2,
+        -0.4,
+        f"window: q − k ≤ W, {q - lo + 1} keys with the query itself",
+        ha="center",
+        va="top",
+        fontsize=8.5,
+        color="red",
+    )
+    ax.text(
+        s / 2,
+        4.35,
+        f"Which keys the query q = {q} reads (each number is a position)",
+        ha="center",
+        fontsize=10.5,
+        weight="bold",
+    )
+    handles = [
+        Patch(fc=_META, ec="#999999"),
+        Patch(fc=_SWA, ec="#999999"),
+        Patch(fc="#cccccc", ec="#999999"),
+        Patch(fc="white", ec="#999999", ls="--"),
+        Patch(fill=False, ec="red", lw=2.0),
+    ]
+    labels = [
+        "meta key: always visible",
+        "visible text key",
+        "masked: left the window",
+        "future key: masked (causal)",
+        f"the query q = {q}",
+    ]
+    ax.legend(
+        handles, labels, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 0.0), fontsize=8.5, frameon=False
+    )
     return fig
 
 
@@ -576,42 +672,79 @@ def plot_kv_sharing_diagram(config: HymbaConfig, per_row: int = 16) -> Figure:
     fig, ax = _diagram_axes((max(7.5, 0.5 * cols + 3.0), 0.55 * (4.3 - bottom)))
     ax.set_xlim(-3.2, cols + 0.2)
     ax.set_ylim(bottom, 4.3)
-    arc = dict(arrowstyle="-|>", color="#444444", lw=1.3, connectionstyle="arc3,rad=0.7", shrinkA=1,
-               shrinkB=1, mutation_scale=10)  # fmt: skip
+    arc = dict(
+        arrowstyle="-|>",
+        color="#444444",
+        lw=1.3,
+        connectionstyle="arc3,rad=0.7",
+        shrinkA=1,
+        shrinkB=1,
+        mutation_scale=10,
+    )
     for i in range(n):
         x, y = i % per_row, -band_height * (i // per_row)  # column, and the top of this row of columns
         owns, glob = config.owns_kv(i), config.is_global(i)
         ax.add_patch(Rectangle((x + 0.08, y + 2.6), 0.84, 0.8, color=_GLOBAL if glob else _SWA))
         ax.text(x + 0.5, y + 3.0, str(i), ha="center", va="center", fontsize=9, color="white")
-        ax.add_patch(Rectangle((x + 0.18, y + 1.3), 0.64, 0.64, fc="#444444" if owns else "white",
-                               ec="#444444", hatch=None if owns else "////"))  # fmt: skip
+        ax.add_patch(
+            Rectangle(
+                (x + 0.18, y + 1.3),
+                0.64,
+                0.64,
+                fc="#444444" if owns else "white",
+                ec="#444444",
+                hatch=None if owns else "////",
+            )
+        )
         source = config.kv_source(i)
         if not owns and source // per_row == i // per_row:
             ax.annotate("", xy=(x + 0.5, y + 1.3), xytext=(source % per_row + 0.5, y + 1.3), arrowprops=arc)
         elif not owns:  # the producer sits on the row above
             ax.text(x + 0.5, y + 1.0, f"from {source}", ha="center", va="top", fontsize=7.5)
         entries = "M+T" if glob else ("M+W" if owns else "0")
-        ax.text(x + 0.5, y + 0.3, entries, ha="center", va="center", fontsize=9,
-                weight="bold" if owns else "normal")  # fmt: skip
+        ax.text(
+            x + 0.5,
+            y + 0.3,
+            entries,
+            ha="center",
+            va="center",
+            fontsize=9,
+            weight="bold" if owns else "normal",
+        )
         ax.add_patch(Rectangle((x + 0.18, y - 0.85), 0.64, 0.4, fc=_META, ec="none", alpha=0.6))
     for band in range(bands):
-        rows = ((3.0, "attention"), (1.62, "keys / values"), (0.3, "KV cache entries"),
-                (-0.65, "conv + SSM state"))  # fmt: skip
+        rows = (
+            (3.0, "attention"),
+            (1.62, "keys / values"),
+            (0.3, "KV cache entries"),
+            (-0.65, "conv + SSM state"),
+        )
         for y, label in rows:
             ax.text(-0.2, y - band_height * band, label, ha="right", va="center", fontsize=9)
     owners = sum(config.owns_kv(i) for i in range(n))
     centre = (cols - 3.0) / 2
-    ax.text(centre, 4.0, f"{owners} of {n} layers hold keys and values", ha="center", fontsize=10.5,
-            weight="bold")  # fmt: skip
+    ax.text(
+        centre, 4.0, f"{owners} of {n} layers hold keys and values", ha="center", fontsize=10.5, weight="bold"
+    )
     window = "no sliding window" if w is None else f"M + W = {m} + {w} = {m + w}: a window producer's cap"
-    note = (f"M + T: a global layer's entries grow with the text (M = {m} meta tokens)\n{window}\n"
-            "0: a consumer stores nothing     conv + SSM state: I·(K + N) numbers, any T")  # fmt: skip
-    ax.text(centre, bottom + 2.3, note, ha="center", va="top", fontsize=8.5, color="#333333",
-            linespacing=1.4)  # fmt: skip
-    handles = [Patch(color=_GLOBAL), Patch(color=_SWA), Patch(fc="#444444"),
-               Patch(fc="white", ec="#444444", hatch="////")]  # fmt: skip
-    labels = ["global layer", f"sliding-window layer (W = {w})", "KV producer: computes k, v",
-              "KV consumer: reads the producer's k, v (arrow)"]  # fmt: skip
-    ax.legend(handles, labels, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 0.0), fontsize=8.5,
-              frameon=False)  # fmt: skip
+    note = (
+        f"M + T: a global layer's entries grow with the text (M = {m} meta tokens)\n{window}\n"
+        "0: a consumer stores nothing     conv + SSM state: I·(K + N) numbers, any T"
+    )
+    ax.text(centre, bottom + 2.3, note, ha="center", va="top", fontsize=8.5, color="#333333", linespacing=1.4)
+    handles = [
+        Patch(color=_GLOBAL),
+        Patch(color=_SWA),
+        Patch(fc="#444444"),
+        Patch(fc="white", ec="#444444", hatch="////"),
+    ]
+    labels = [
+        "global layer",
+        f"sliding-window layer (W = {w})",
+        "KV producer: computes k, v",
+        "KV consumer: reads the producer's k, v (arrow)",
+    ]
+    ax.legend(
+        handles, labels, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 0.0), fontsize=8.5, frameon=False
+    )
     return fig

@@ -53,9 +53,13 @@ def build(source: Path) -> tuple[Path, float]:
     }
     start = time.perf_counter()
     client = NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}},
-        record_timing=False, store_widget_state=False,
-    )  # fmt: skip
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(HERE)}},
+        record_timing=False,
+        store_widget_state=False,
+    )
     client.execute()
     seconds = time.perf_counter() - start
     nb.metadata.pop("widgets", None)

@@ -103,9 +103,18 @@ def test_global_layer_must_attend():
 
 
 def test_a_short_ablation_is_deterministic():
-    setting = AblationSetting(task="mqar", task_kwargs={"num_pairs": 2, "vocab_size": 16},
-                              train_lengths=(10, 14), eval_lengths=(10, 14), steps=3, batch_size=4,
-                              eval_examples=8, reference_width=16, lab=LAB, curve_every=2)  # fmt: skip
+    setting = AblationSetting(
+        task="mqar",
+        task_kwargs={"num_pairs": 2, "vocab_size": 16},
+        train_lengths=(10, 14),
+        eval_lengths=(10, 14),
+        steps=3,
+        batch_size=4,
+        eval_examples=8,
+        reference_width=16,
+        lab=LAB,
+        curve_every=2,
+    )
     first = run_ablation(setting, architectures=("parallel", "ssm"), log=None)
     again = run_ablation(setting, architectures=("parallel", "ssm"), log=None)
     assert [r["architecture"] for r in first] == ["parallel", "parallel", "ssm", "ssm"]
@@ -119,8 +128,14 @@ def test_a_short_ablation_is_deterministic():
 def test_settings_and_command_line(tmp_path):
     assert SETTINGS["full"].steps > SETTINGS["fast"].steps
     with pytest.raises(ValueError, match="vocab_size"):
-        AblationSetting(task="mqar", task_kwargs={"vocab_size": 16}, train_lengths=(10,), eval_lengths=(10,),
-                        steps=1, lab=LabConfig(vocab_size=32))  # fmt: skip
+        AblationSetting(
+            task="mqar",
+            task_kwargs={"vocab_size": 16},
+            train_lengths=(10,),
+            eval_lengths=(10,),
+            steps=1,
+            lab=LabConfig(vocab_size=32),
+        )
     out = tmp_path / "fast.json"
     records = main(["--setting", "fast", "--json", str(out)])
     assert len(records) == 2 * len(ARCHITECTURES)

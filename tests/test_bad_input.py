@@ -12,38 +12,66 @@ def ids(*shape: int) -> torch.Tensor:
     return torch.randint(3, 200, shape)
 
 
-@pytest.mark.parametrize(("bad", "message"), [
-    (torch.tensor([[5, 256, 7]]), r"token id 256, outside the vocabulary \[0, 256\)"),
-    (torch.tensor([[5, 1000]]), r"token id 1000, outside the vocabulary"),
-    (torch.tensor([[-1, 5]]), r"token id -1, outside the vocabulary"),
-    (torch.zeros(1, 0, dtype=torch.long), r"input_ids is empty"),
-    (torch.zeros(0, 4, dtype=torch.long), r"input_ids is empty"),
-    (torch.tensor([5, 6, 7]), r"input_ids must have shape \(batch, tokens\), got \(3,\)"),
-    (torch.ones(1, 2, 3, dtype=torch.long), r"input_ids must have shape \(batch, tokens\), got \(1, 2, 3\)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (torch.tensor([[5, 256, 7]]), r"token id 256, outside the vocabulary \[0, 256\)"),
+        (torch.tensor([[5, 1000]]), r"token id 1000, outside the vocabulary"),
+        (torch.tensor([[-1, 5]]), r"token id -1, outside the vocabulary"),
+        (torch.zeros(1, 0, dtype=torch.long), r"input_ids is empty"),
+        (torch.zeros(0, 4, dtype=torch.long), r"input_ids is empty"),
+        (torch.tensor([5, 6, 7]), r"input_ids must have shape \(batch, tokens\), got \(3,\)"),
+        (
+            torch.ones(1, 2, 3, dtype=torch.long),
+            r"input_ids must have shape \(batch, tokens\), got \(1, 2, 3\)",
+        ),
+    ],
+)
 def test_bad_input_ids_value(fixture_model, bad, message):
     with pytest.raises(ValueError, match=message):
         fixture_model(bad)
 
 
-@pytest.mark.parametrize(("bad", "message"), [
-    (torch.tensor([[5.0, 6.0]]), r"input_ids must be an integer tensor, got dtype torch.float32"),
-    (torch.tensor([[True, False]]), r"input_ids must be an integer tensor, got dtype torch.bool"),
-    ([[5, 6]], r"input_ids must be a torch.Tensor, got list"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (torch.tensor([[5.0, 6.0]]), r"input_ids must be an integer tensor, got dtype torch.float32"),
+        (torch.tensor([[True, False]]), r"input_ids must be an integer tensor, got dtype torch.bool"),
+        ([[5, 6]], r"input_ids must be a torch.Tensor, got list"),
+    ],
+)
 def test_bad_input_ids_type(fixture_model, bad, message):
     with pytest.raises(TypeError, match=message):
         fixture_model(bad)
 
 
-@pytest.mark.parametrize(("mask", "error", "message"), [
-    (torch.ones(2, 4, dtype=torch.long), ValueError, r"attention_mask shape \(2, 4\) does not match input_ids shape \(2, 5\)"),  # noqa: E501
-    (torch.ones(5, dtype=torch.long), ValueError, r"attention_mask shape \(5,\) does not match"),
-    (torch.tensor([[1, 1, 2, 1, 1]] * 2), ValueError, r"attention_mask must hold only 0 \(padding\) and 1"),
-    (torch.tensor([[1, 1, -1, 1, 1]] * 2), ValueError, r"attention_mask must hold only 0 \(padding\) and 1"),
-    (torch.ones(2, 5), ValueError, r"attention_mask must hold only 0 \(padding\) and 1 \(token\) integers or bools"),  # noqa: E501
-    ([[1] * 5] * 2, TypeError, r"attention_mask must be a torch.Tensor, got list"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("mask", "error", "message"),
+    [
+        (
+            torch.ones(2, 4, dtype=torch.long),
+            ValueError,
+            r"attention_mask shape \(2, 4\) does not match input_ids shape \(2, 5\)",
+        ),  # noqa: E501
+        (torch.ones(5, dtype=torch.long), ValueError, r"attention_mask shape \(5,\) does not match"),
+        (
+            torch.tensor([[1, 1, 2, 1, 1]] * 2),
+            ValueError,
+            r"attention_mask must hold only 0 \(padding\) and 1",
+        ),
+        (
+            torch.tensor([[1, 1, -1, 1, 1]] * 2),
+            ValueError,
+            r"attention_mask must hold only 0 \(padding\) and 1",
+        ),
+        (
+            torch.ones(2, 5),
+            ValueError,
+            r"attention_mask must hold only 0 \(padding\) and 1 \(token\) integers or bools",
+        ),  # noqa: E501
+        ([[1] * 5] * 2, TypeError, r"attention_mask must be a torch.Tensor, got list"),
+    ],
+)
 def test_bad_attention_mask(fixture_model, mask, error, message):
     with pytest.raises(error, match=message):
         fixture_model(ids(2, 5), attention_mask=mask)
@@ -53,8 +81,11 @@ def test_good_masks_are_accepted(fixture_model):
     x = ids(2, 5)
     with torch.no_grad():
         plain = fixture_model(x).logits
-        for mask in (torch.ones(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.bool),
-                     torch.ones(2, 5, dtype=torch.int32)):  # fmt: skip
+        for mask in (
+            torch.ones(2, 5, dtype=torch.long),
+            torch.ones(2, 5, dtype=torch.bool),
+            torch.ones(2, 5, dtype=torch.int32),
+        ):
             torch.testing.assert_close(fixture_model(x, attention_mask=mask).logits, plain, atol=0, rtol=0)
 
 

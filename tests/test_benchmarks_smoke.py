@@ -18,8 +18,11 @@ def test_quick_suite_runs_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--quick", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["quick"] is True
@@ -35,7 +38,10 @@ def test_quick_suite_runs_and_writes_json(tmp_path):
 def test_unknown_benchmark_id_is_rejected():
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--only", "Z9"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode != 0
     assert "unknown benchmark ids" in proc.stderr

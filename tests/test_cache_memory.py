@@ -88,8 +88,9 @@ def test_real_config_numbers(real_config_path):
 
 def test_formula_matches_a_meta_device_model_cache(real_config_path):
     """Build the real-size model on the meta device and count what its prefill would store."""
-    cfg = HymbaConfig.from_hf_config(real_config_path).replace(num_layers=4, global_layers=(0,),
-                                                               kv_share_groups=((1, 2),))  # fmt: skip
+    cfg = HymbaConfig.from_hf_config(real_config_path).replace(
+        num_layers=4, global_layers=(0,), kv_share_groups=((1, 2),)
+    )
     from minihymba import HymbaForCausalLM
 
     with torch.device("meta"):

@@ -21,8 +21,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "minihymba", *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=180, env=full_env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "minihymba", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=full_env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +64,18 @@ def test_greedy_generation_streams_the_model_output(checkpoint):
 
 
 def test_chat_prompt_with_seeded_sampling(checkpoint):
-    chat = ["generate", "--model", str(checkpoint), "--prompt", "Hi there", "--chat", "--system", "Be brief.",
-            "--max-new-tokens", "10"]  # fmt: skip
+    chat = [
+        "generate",
+        "--model",
+        str(checkpoint),
+        "--prompt",
+        "Hi there",
+        "--chat",
+        "--system",
+        "Be brief.",
+        "--max-new-tokens",
+        "10",
+    ]
     sampled = run_cli(*chat, "--temperature", "0.9", "--top-p", "0.95", "--seed", "7")
     greedy = run_cli(*chat)
     assert sampled.returncode == 0 and greedy.returncode == 0, sampled.stderr + greedy.stderr
@@ -67,8 +83,15 @@ def test_chat_prompt_with_seeded_sampling(checkpoint):
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}]
     ids = tok(render_chat(messages), add_special_tokens=False)["input_ids"]  # chat prompts carry no BOS
     assert greedy.stdout == expected_text(checkpoint, ids, 10) + "\n"
-    expected = expected_text(checkpoint, ids, 10, do_sample=True, temperature=0.9, top_p=0.95,
-                             generator=torch.Generator().manual_seed(7))  # fmt: skip
+    expected = expected_text(
+        checkpoint,
+        ids,
+        10,
+        do_sample=True,
+        temperature=0.9,
+        top_p=0.95,
+        generator=torch.Generator().manual_seed(7),
+    )
     assert sampled.stdout == expected + "\n"
     assert sampled.stdout != greedy.stdout
 

@@ -103,8 +103,7 @@ def test_auto_dt_rank(fixture_hf, real_hf):
 
 def test_kv_reuse_every_i_layer_form(fixture_hf):
     del fixture_hf["kv_reuse_group"]
-    fixture_hf.update(kv_reuse_every_i_layer=2, global_attn_idx=[], num_hidden_layers=5,
-                      layer_type=["h"] * 5)  # fmt: skip
+    fixture_hf.update(kv_reuse_every_i_layer=2, global_attn_idx=[], num_hidden_layers=5, layer_type=["h"] * 5)
     cfg = HymbaConfig.from_hf_config(fixture_hf)
     assert cfg.kv_share_groups == ((0, 1), (2, 3))
 
@@ -156,8 +155,9 @@ def test_bad_hf_value_names_the_field(fixture_hf, key, value, pattern):
         HymbaConfig.from_hf_config(fixture_hf)
 
 
-@pytest.mark.parametrize("key", ["hidden_size", "num_attention_heads", "num_hidden_layers", "vocab_size",
-                                 "intermediate_size"])  # fmt: skip
+@pytest.mark.parametrize(
+    "key", ["hidden_size", "num_attention_heads", "num_hidden_layers", "vocab_size", "intermediate_size"]
+)
 def test_missing_required_field(fixture_hf, key):
     del fixture_hf[key]
     with pytest.raises(ValueError, match=re.escape(repr(key))):

@@ -56,16 +56,21 @@ def test_layer_parameters(capsys, tiny_hub) -> None:
     right = ex._layer_parameters(real, 1)
     by_hand = (
         8960 * 1600  # in_proj: q 1600 + k 320 + v 640 + x 3200 + z 3200 rows
-        + 3200 * 4 + 3200  # conv1d weight, bias
+        + 3200 * 4
+        + 3200  # conv1d weight, bias
         + 132 * 3200  # x_proj: dt (R = 100), B, C (N = 16 each)
-        + 100 * 3200 + 3200  # dt_proj weight, bias
-        + 3200 * 16 + 3200  # A_log, D
-        + 100 + 16 + 16  # dt, B, C norms
+        + 100 * 3200
+        + 3200  # dt_proj weight, bias
+        + 3200 * 16
+        + 3200  # A_log, D
+        + 100
+        + 16
+        + 16  # dt, B, C norms
         + 2 * 3200  # pre-average norms
         + 1600 * 3200  # out_proj
         + 3 * 5504 * 1600  # MLP gate, up, down
         + 2 * 1600  # input and pre-MLP norms
-    )  # fmt: skip
+    )
     assert right == by_hand == 46_700_932
     assert "layer 1" in _verdict(capsys, ex.check_layer_parameters(right), True)
     consumer = ex._layer_parameters(real, 2)

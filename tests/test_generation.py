@@ -85,8 +85,9 @@ def test_hub_compat_is_full_forward_with_window_minus_one(tiny_model):
 
     cfg = tiny_model.config
     prompt = random_ids(cfg.vocab_size, (1, 4), seed=5)  # prefill fits W - 1: only decode differs
-    ids, scores = tiny_model.generate(prompt, max_new_tokens=15, eos_token_id=None, hub_compat=True,
-                                      output_scores=True)  # fmt: skip
+    ids, scores = tiny_model.generate(
+        prompt, max_new_tokens=15, eos_token_id=None, hub_compat=True, output_scores=True
+    )
     narrow = HymbaForCausalLM(cfg.replace(sliding_window=cfg.sliding_window - 1)).eval()
     narrow.load_state_dict(tiny_model.state_dict())
     with torch.no_grad():
@@ -110,10 +111,13 @@ def test_left_padded_batch_equals_rows_alone(either_model):
     assert batch_ids.shape == (len(rows), ids.shape[1] + n_new)
     assert torch.equal(batch_ids[:, : ids.shape[1]], ids)
     for i, row in enumerate(rows):
-        alone_ids, alone_scores = model.generate(row[None], max_new_tokens=n_new, eos_token_id=None, output_scores=True)
+        alone_ids, alone_scores = model.generate(
+            row[None], max_new_tokens=n_new, eos_token_id=None, output_scores=True
+        )
         assert batch_ids[i, ids.shape[1] :].tolist() == alone_ids[0, len(row) :].tolist(), f"row {i}"
-        torch.testing.assert_close(batch_scores[i], alone_scores[0], atol=ATOL, rtol=0,
-                                   msg=lambda m, i=i: f"row {i}: {m}")  # fmt: skip
+        torch.testing.assert_close(
+            batch_scores[i], alone_scores[0], atol=ATOL, rtol=0, msg=lambda m, i=i: f"row {i}: {m}"
+        )
 
 
 def test_eos_stops_a_row_and_pads_the_rest(tiny_model):
@@ -146,8 +150,14 @@ def test_all_rows_stopped_ends_early_with_full_width(tiny_model):
     free = tiny_model.generate(prompt, max_new_tokens=8, eos_token_id=None)
     eos = int(free[0, 5])  # the very first new token
     calls = []
-    ids, scores = tiny_model.generate(prompt, max_new_tokens=8, eos_token_id=[eos, 999], pad_token_id=0,
-                                      streamer=calls.append, output_scores=True)  # fmt: skip
+    ids, scores = tiny_model.generate(
+        prompt,
+        max_new_tokens=8,
+        eos_token_id=[eos, 999],
+        pad_token_id=0,
+        streamer=calls.append,
+        output_scores=True,
+    )
     assert ids.shape == (1, 13) and int(ids[0, 5]) == eos and (ids[0, 6:] == 0).all()
     assert len(calls) == 1 and scores.shape[1] == 1  # stopped after one step
 
@@ -269,10 +279,18 @@ def test_top_k_1_and_tiny_top_p_are_greedy(tiny_model):
     prompt = random_ids(tiny_model.config.vocab_size, (2, 5), seed=8)
     greedy = tiny_model.generate(prompt, max_new_tokens=12, eos_token_id=None)
     gen = torch.Generator().manual_seed(0)
-    top1 = tiny_model.generate(prompt, max_new_tokens=12, eos_token_id=None, do_sample=True, top_k=1,
-                               temperature=3.0, generator=gen)  # fmt: skip
-    nucleus = tiny_model.generate(prompt, max_new_tokens=12, eos_token_id=None, do_sample=True, top_p=1e-6,
-                                  temperature=3.0, generator=gen)  # fmt: skip
+    top1 = tiny_model.generate(
+        prompt, max_new_tokens=12, eos_token_id=None, do_sample=True, top_k=1, temperature=3.0, generator=gen
+    )
+    nucleus = tiny_model.generate(
+        prompt,
+        max_new_tokens=12,
+        eos_token_id=None,
+        do_sample=True,
+        top_p=1e-6,
+        temperature=3.0,
+        generator=gen,
+    )
     assert torch.equal(top1, greedy)
     assert torch.equal(nucleus, greedy)
 

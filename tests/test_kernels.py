@@ -76,8 +76,12 @@ def _fake_conv_update(x, conv_state, weight, bias=None, activation=None):
 
 @pytest.fixture
 def stand_in_kernels(monkeypatch):
-    fakes = {"selective_scan_fn": _fake_selective_scan_fn, "selective_state_update": _fake_state_update,
-             "causal_conv1d_fn": _fake_conv_fn, "causal_conv1d_update": _fake_conv_update}  # fmt: skip
+    fakes = {
+        "selective_scan_fn": _fake_selective_scan_fn,
+        "selective_state_update": _fake_state_update,
+        "causal_conv1d_fn": _fake_conv_fn,
+        "causal_conv1d_update": _fake_conv_update,
+    }
     monkeypatch.setattr(kernels, "_kernels", fakes)
     monkeypatch.setattr(kernels, "_reason", [])
     monkeypatch.setattr(kernels, "_on_gpu", lambda t: True)
@@ -135,7 +139,9 @@ def test_auto_policy_on_cuda_uses_kernels_where_they_cover_the_call(stand_in_ker
     assert choose_scan(auto, device=cuda, length=9, has_state=True) == "fused"  # prefill after meta cache
     assert choose_conv(auto, device=cuda, length=9, has_state=False, padded=False) == "cuda"
     assert choose_conv(auto, device=cuda, length=9, has_state=False, padded=True) == "ref"
-    assert choose_scan(Impl(scan="cuda"), device=cuda, length=9, has_state=True) == "cuda"  # explicit: as asked
+    assert (
+        choose_scan(Impl(scan="cuda"), device=cuda, length=9, has_state=True) == "cuda"
+    )  # explicit: as asked
 
 
 # ------------------------------------------------------------------ the real kernels (GPU only)

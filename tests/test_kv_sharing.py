@@ -37,8 +37,8 @@ def test_consumers_have_no_kv_rows(tiny_config, tiny_model):
     for i, layer in enumerate(tiny_model.model.layers):
         rows = layer.mamba.in_proj.weight.shape[0]
         if cfg.owns_kv(i):
-            assert rows == cfg.num_heads * cfg.head_dim + cfg.num_kv_heads * (cfg.head_dim + cfg.v_head_dim) \
-                + 2 * cfg.d_inner  # fmt: skip
+            kv_rows = cfg.num_kv_heads * (cfg.head_dim + cfg.v_head_dim)
+            assert rows == cfg.num_heads * cfg.head_dim + kv_rows + 2 * cfg.d_inner
         else:
             assert rows == cfg.num_heads * cfg.head_dim + 2 * cfg.d_inner
     with torch.no_grad():

@@ -192,8 +192,14 @@ def test_simple_evaluate_runs_the_local_task(lm, monkeypatch):
 
     monkeypatch.chdir(REPO_ROOT)  # the task's data_files path is relative to the repository root
     task_manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
-    results = simple_evaluate(model="minihymba", model_args=MODEL_ARGS, tasks=[TASK], batch_size=4,
-                              device="cpu", task_manager=task_manager)  # fmt: skip
+    results = simple_evaluate(
+        model="minihymba",
+        model_args=MODEL_ARGS,
+        tasks=[TASK],
+        batch_size=4,
+        device="cpu",
+        task_manager=task_manager,
+    )
     acc = results["results"][TASK]["acc,none"]
     assert 0.0 <= acc <= 1.0
     assert acc == pytest.approx(expected_accuracy(lm))
@@ -202,17 +208,39 @@ def test_simple_evaluate_runs_the_local_task(lm, monkeypatch):
 
 def test_import_minihymba_does_not_import_lm_eval():
     code = "import sys, minihymba; print('lm_eval' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
 
 
 def test_command_line_runs_the_local_task(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "HF_DATASETS_CACHE": str(tmp_path / "datasets")}  # fmt: skip
-    command = [sys.executable, "-m", "minihymba.lm_eval_adapter", "--model", "minihymba", "--model_args",
-               MODEL_ARGS, "--tasks", TASK, "--include_path", str(TASKS_DIR), "--device", "cpu",
-               "--batch_size", "4", "--output_path", str(tmp_path / "out")]  # fmt: skip
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "HF_DATASETS_CACHE": str(tmp_path / "datasets"),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "minihymba.lm_eval_adapter",
+        "--model",
+        "minihymba",
+        "--model_args",
+        MODEL_ARGS,
+        "--tasks",
+        TASK,
+        "--include_path",
+        str(TASKS_DIR),
+        "--device",
+        "cpu",
+        "--batch_size",
+        "4",
+        "--output_path",
+        str(tmp_path / "out"),
+    ]
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert TASK in result.stdout and "acc" in result.stdout

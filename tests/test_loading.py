@@ -204,8 +204,14 @@ def run_offline(code: str, hf_home: Path) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter with an empty, offline HF cache at ``hf_home``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
     env.update(HF_HOME=str(hf_home), HF_HUB_CACHE=str(hf_home / "hub"), HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_hub_id_from_offline_cache(fixture_dir, tmp_path):
@@ -310,10 +316,14 @@ def test_all_problems_in_one_error(fixture_dir, fixture_state, tmp_path, no_tens
         load_pretrained(tmp_path)
     message = str(info.value)
     expected = [
-        "2 missing", "model.final_layernorm.weight", "model.memory_tokens",
-        "1 unexpected", "model.extra.weight",
-        "1 tensor(s) with the wrong shape", "model.layers.1.mamba.D.0",
-    ]  # fmt: skip
+        "2 missing",
+        "model.final_layernorm.weight",
+        "model.memory_tokens",
+        "1 unexpected",
+        "model.extra.weight",
+        "1 tensor(s) with the wrong shape",
+        "model.layers.1.mamba.D.0",
+    ]
     for part in expected:
         assert part in message, message
 

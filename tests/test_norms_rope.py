@@ -75,8 +75,9 @@ def test_rotate_half():
 
 
 def test_rope_is_a_rotation_by_position():
-    cfg = HymbaConfig(hidden_size=64, num_heads=4, num_kv_heads=2, global_layers=(0,), kv_share_groups=(),
-                      num_layers=2)  # fmt: skip
+    cfg = HymbaConfig(
+        hidden_size=64, num_heads=4, num_kv_heads=2, global_layers=(0,), kv_share_groups=(), num_layers=2
+    )
     inv_freq = rope_inv_freq(cfg)  # Dk = 16
     torch.manual_seed(2)
     q, k = torch.randn(1, 1, 1, 16, dtype=torch.float64), torch.randn(1, 1, 1, 16, dtype=torch.float64)

@@ -28,12 +28,18 @@ def test_padded_rows_equal_rows_alone(either_model, attention_impl):
         alone = model(row[None], output_hidden_states=True, impl=impl)
         n = len(row)
         where = f"row {i} (length {n})"
-        torch.testing.assert_close(out.logits[i, -n:], alone.logits[0], atol=ATOL, rtol=0,
-                                   msg=lambda m, where=where: f"{where}: {m}")  # fmt: skip
+        torch.testing.assert_close(
+            out.logits[i, -n:], alone.logits[0], atol=ATOL, rtol=0, msg=lambda m, where=where: f"{where}: {m}"
+        )
         for layer, (padded_h, alone_h) in enumerate(zip(out.hidden_states, alone.hidden_states, strict=True)):
             where = f"row {i}, hidden_states.{layer}"
-            torch.testing.assert_close(padded_h[i, -n:], alone_h[0, -n:], atol=ATOL, rtol=0,
-                                       msg=lambda m, where=where: f"{where}: {m}")  # fmt: skip
+            torch.testing.assert_close(
+                padded_h[i, -n:],
+                alone_h[0, -n:],
+                atol=ATOL,
+                rtol=0,
+                msg=lambda m, where=where: f"{where}: {m}",
+            )
 
 
 @torch.no_grad()

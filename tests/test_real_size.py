@@ -27,8 +27,9 @@ GIB = 1 << 30
 
 
 def run_worker(*args: str) -> None:
-    result = subprocess.run([sys.executable, str(WORKER), *map(str, args)], capture_output=True, text=True,
-                            timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(WORKER), *map(str, args)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, f"worker {args[0]} failed:\n{result.stdout}\n{result.stderr}"
 
 

@@ -12,8 +12,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_import_does_not_pull_heavy_optional_modules():
@@ -58,7 +63,14 @@ def test_works_without_mamba_ssm():
 def test_public_api():
     import minihymba
 
-    for name in ("HymbaConfig", "HymbaForCausalLM", "HymbaOutput", "HymbaCache", "load_pretrained",
-                 "save_pretrained", "CheckpointError"):  # fmt: skip
+    for name in (
+        "HymbaConfig",
+        "HymbaForCausalLM",
+        "HymbaOutput",
+        "HymbaCache",
+        "load_pretrained",
+        "save_pretrained",
+        "CheckpointError",
+    ):
         assert name in minihymba.__all__ and hasattr(minihymba, name)
     assert issubclass(minihymba.CheckpointError, ValueError)

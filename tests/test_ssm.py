@@ -99,8 +99,11 @@ def test_scan_bf16_keeps_dtype_and_state_fp32():
 # ---------------------------------------------------------------------------------------------- conv
 def conv_inputs(bt=2, length=10, width=6, k=4, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return (torch.randn(bt, length, width, generator=gen), torch.randn(width, k, generator=gen),
-            torch.randn(width, generator=gen))  # fmt: skip
+    return (
+        torch.randn(bt, length, width, generator=gen),
+        torch.randn(width, k, generator=gen),
+        torch.randn(width, generator=gen),
+    )
 
 
 def reference_conv(x, weight, bias):

@@ -15,9 +15,21 @@ from minihymba.train import TrainConfig, lr_at, main, tiny_model_config, train
 
 def _tiny(**changes) -> TrainConfig:
     """A very small run: D=32, 2 layers (one global), 2 meta tokens, MQAR with 2 pairs over 16 tokens."""
-    base = dict(task="mqar", task_kwargs={"num_pairs": 2, "vocab_size": 16}, steps=5, batch_size=8, lr=3e-3,
-                warmup_steps=2, eval_every=0, eval_batches=1, hidden_size=32, num_layers=2, num_meta_tokens=2,
-                sliding_window=4, seed=0)  # fmt: skip
+    base = dict(
+        task="mqar",
+        task_kwargs={"num_pairs": 2, "vocab_size": 16},
+        steps=5,
+        batch_size=8,
+        lr=3e-3,
+        warmup_steps=2,
+        eval_every=0,
+        eval_batches=1,
+        hidden_size=32,
+        num_layers=2,
+        num_meta_tokens=2,
+        sliding_window=4,
+        seed=0,
+    )
     base.update(changes)
     return TrainConfig(**base)
 
@@ -76,9 +88,23 @@ def test_tiny_model_config_has_every_layer_kind():
 
 
 def test_cli(tmp_path, capsys):
-    summary = main(["--steps", "2", "--batch-size", "4", "--hidden-size", "32", "--num-layers", "2",
-                    "--task-kwargs", '{"num_pairs": 2, "vocab_size": 16}', "--out", str(tmp_path),
-                    "--no-progress"])  # fmt: skip
+    summary = main(
+        [
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--hidden-size",
+            "32",
+            "--num-layers",
+            "2",
+            "--task-kwargs",
+            '{"num_pairs": 2, "vocab_size": 16}',
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     assert summary["steps"] == 2 and 0.0 <= summary["accuracy"] <= 1.0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 2
     assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "config.json").is_file()

@@ -19,10 +19,21 @@ from minihymba.masks import hymba_mask_mod, materialize
 viz = pytest.importorskip("minihymba.viz")
 
 TINY = HymbaConfig(
-    vocab_size=64, hidden_size=32, num_layers=4, num_heads=2, num_kv_heads=1, intermediate_size=64,
-    ssm_state_size=4, dt_rank=4, num_meta_tokens=2, sliding_window=4, global_layers=(0, 3),
-    kv_share_groups=((1, 2),), max_position_embeddings=64, orig_max_position_embeddings=16,
-)  # fmt: skip
+    vocab_size=64,
+    hidden_size=32,
+    num_layers=4,
+    num_heads=2,
+    num_kv_heads=1,
+    intermediate_size=64,
+    ssm_state_size=4,
+    dt_rank=4,
+    num_meta_tokens=2,
+    sliding_window=4,
+    global_layers=(0, 3),
+    kv_share_groups=((1, 2),),
+    max_position_embeddings=64,
+    orig_max_position_embeddings=16,
+)
 
 
 def _check(fig: Figure, n_axes: int) -> None:
@@ -93,10 +104,15 @@ def test_widgets_draw_their_default_view() -> None:
 
 def test_ablation_plot_draws_one_line_per_record():
     records = [
-        {"architecture": a, "meta_tokens": m, "accuracy": {"16": 0.9, "32": 0.5},
-         "curve": [[50, 0.1], [100, 0.7]]}
-        for a in ("parallel", "ssm") for m in (8, 0)
-    ]  # fmt: skip
+        {
+            "architecture": a,
+            "meta_tokens": m,
+            "accuracy": {"16": 0.9, "32": 0.5},
+            "curve": [[50, 0.1], [100, 0.7]],
+        }
+        for a in ("parallel", "ssm")
+        for m in (8, 0)
+    ]
     fig = viz.plot_ablation(records, longest_trained=16)
     assert len(fig.axes[0].get_lines()) == len(records) + 1  # + the longest-training-length marker
     _check(fig, 1)
@@ -108,17 +124,23 @@ def test_ablation_plot_draws_one_line_per_record():
 # ------------------------------------------------------------------------------------------ readability
 def _records() -> list[dict]:
     return [
-        {"architecture": a, "meta_tokens": m, "accuracy": {"16": 0.9, "32": 0.5},
-         "curve": [[50, 0.1], [100, 0.7]]}
-        for a in ("parallel", "ssm") for m in (8, 0)
-    ]  # fmt: skip
+        {
+            "architecture": a,
+            "meta_tokens": m,
+            "accuracy": {"16": 0.9, "32": 0.5},
+            "curve": [[50, 0.1], [100, 0.7]],
+        }
+        for a in ("parallel", "ssm")
+        for m in (8, 0)
+    ]
 
 
 def _every_plot() -> dict[str, list[Callable[[], Figure]]]:
     """Every public plot_* function, called on small inputs (several calls where options change the axes)."""
     mask = materialize(hymba_mask_mod(3, 2), 10)[0]
-    probs = torch.softmax(torch.randn(10, 10, generator=torch.Generator().manual_seed(0)).masked_fill(
-        ~mask, float("-inf")), -1)  # fmt: skip
+    probs = torch.softmax(
+        torch.randn(10, 10, generator=torch.Generator().manual_seed(0)).masked_fill(~mask, float("-inf")), -1
+    )
     dt, A, _, _ = _ssm_inputs()
     states = torch.randn(6, 3, 4, generator=torch.Generator().manual_seed(1))
     return {
@@ -141,10 +163,12 @@ def _every_plot() -> dict[str, list[Callable[[], Figure]]]:
         "plot_learning_curves": [lambda: viz.plot_learning_curves(_records())],
         "plot_hybrid_layer_diagram": [viz.plot_hybrid_layer_diagram],
         "plot_sequence_diagram": [viz.plot_sequence_diagram, lambda: viz.plot_sequence_diagram(2, 5, 2, 3)],
-        "plot_kv_sharing_diagram": [lambda: viz.plot_kv_sharing_diagram(TINY),
-                                    lambda: viz.plot_kv_sharing_diagram(HymbaConfig()),
-                                    lambda: viz.plot_kv_sharing_diagram(TINY, per_row=2)],
-    }  # fmt: skip
+        "plot_kv_sharing_diagram": [
+            lambda: viz.plot_kv_sharing_diagram(TINY),
+            lambda: viz.plot_kv_sharing_diagram(HymbaConfig()),
+            lambda: viz.plot_kv_sharing_diagram(TINY, per_row=2),
+        ],
+    }
 
 
 def test_every_public_plot_function_is_checked() -> None:
