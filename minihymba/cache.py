@@ -92,7 +92,7 @@ class HymbaCache:
         return merged
 
     def set_ssm_states(self, layer: int, conv_state: Tensor, ssm_state: Tensor, dtype: torch.dtype) -> None:
-        """Store ``layer``'s conv state (B, I, K) and SSM state (B, I, N), rounded to the model's ``dtype``."""
+        """Store ``layer``'s conv state (B, I, K) and SSM state (B, I, N), rounded to ``dtype``."""
         self.conv_states[layer] = conv_state.to(dtype)
         self.ssm_states[layer] = ssm_state.to(dtype)
 
