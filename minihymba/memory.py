@@ -11,8 +11,9 @@ per sequence:
 with one entry = Hkv x (Dk + Dv) numbers. The entry counts are not restated here: they come from
 :func:`minihymba.masks.keys_kept`, the mask rule evaluated (the cache trims by the same rule). Multiply
 by the batch size and the element size of the model dtype. :func:`cache_bytes` is that formula;
-:meth:`minihymba.cache.HymbaCache.nbytes` measures a real cache, and the tests check that the two agree. :func:`cache_variants` applies the same formula to the
-same geometry with every layer global ("no_swa") and/or every layer owning its keys ("no_sharing");
+:meth:`minihymba.cache.HymbaCache.nbytes` measures a real cache, and the tests check that the two agree.
+:func:`cache_variants` applies the same formula to the same geometry with every layer global ("no_swa")
+and/or every layer owning its keys ("no_sharing");
 :func:`llama_kv_bytes` gives a plain transformer's KV cache for comparison.
 
 Example (real Hymba-1.5B, bf16, T = 8192): 78,888,960 bytes of keys/values + 4,096,000 bytes of conv and
