@@ -1,0 +1,44 @@
+"""Every committed notebook is built from its Markdown source: same cells, same order, same text.
+
+``python notebooks/build.py`` rebuilds (and executes) them; ``python notebooks/build.py --check`` is this test.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def _build_module():
+    spec = importlib.util.spec_from_file_location("notebook_build", NOTEBOOKS / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SOURCES = sorted((NOTEBOOKS / "src").glob("*.md"))
+
+
+def test_every_source_has_a_notebook_and_back():
+    assert {s.stem for s in SOURCES} == {n.stem for n in NOTEBOOKS.glob("*.ipynb")}
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_notebook_matches_its_source(source):
+    problems = _build_module().differences(source)
+    assert not problems, "rebuild with `python notebooks/build.py " + source.stem[:2] + "`: " + "; ".join(problems)
+
+
+def test_check_mode_notices_an_edit(tmp_path, monkeypatch):
+    """The check can fail: a source whose text differs from the notebook is reported."""
+    build = _build_module()
+    source = SOURCES[0]
+    edited = tmp_path / "src" / source.name
+    edited.parent.mkdir()
+    edited.write_text(source.read_text().replace("```python\n", "```python\nx = 1  # an edit\n", 1))
+    monkeypatch.setattr(build, "HERE", NOTEBOOKS)
+    assert build.differences(edited)
