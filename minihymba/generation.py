@@ -29,19 +29,18 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .cache import HymbaCache
+from .config import HymbaConfig
 from .impl import Impl
 from .inputs import check_inputs
 
-if TYPE_CHECKING:
-    from .model import HymbaForCausalLM
-
 __all__ = [
+    "CausalLM",
     "FROM_CONFIG",
     "Streamer",
     "meta_prefix_cache",
@@ -77,18 +76,42 @@ class Streamer(Protocol):
     def end(self) -> None: ...
 
 
+class CausalLM(Protocol):
+    """What generation needs of a model (:class:`minihymba.model.HymbaForCausalLM` has it).
+
+    ``model(input_ids, attention_mask, cache=..., last_only=..., hub_compat=..., impl=...)`` returns an
+    object with ``.logits`` (B, T, V); ``model.model(input_ids, attention_mask, cache, impl=...)`` runs the
+    layer stack alone (used to push the meta tokens, which have no input ids, through a cache).
+    """
+
+    config: HymbaConfig
+    model: nn.Module
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    def new_cache(self, batch_size: int = 1) -> HymbaCache: ...
+
+    def parameters(self) -> Any: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
 # model -> (key, cache): the meta tokens' decoding state, computed once per model (see meta_prefix_cache).
 _META_MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _meta_memo_key(model: HymbaForCausalLM, impl: Impl) -> tuple:
+def _meta_memo_key(model: CausalLM, impl: Impl) -> tuple:
     """Changes whenever the meta-prefix state could: any parameter replaced or updated in place."""
     params = tuple((p.data_ptr(), p._version) for p in model.parameters())
     return (model.device, model.dtype, impl, params)
 
 
 @torch.no_grad()
-def meta_prefix_cache(model: HymbaForCausalLM, batch_size: int = 1, impl: Impl | None = None) -> HymbaCache:
+def meta_prefix_cache(model: CausalLM, batch_size: int = 1, impl: Impl | None = None) -> HymbaCache:
     """A fresh cache that already holds the meta tokens' keys/values, conv and SSM states.
 
     The meta tokens are the same for every input, so their state is computed once (batch 1) and memoised
@@ -110,7 +133,7 @@ def meta_prefix_cache(model: HymbaForCausalLM, batch_size: int = 1, impl: Impl |
     return memo[1].repeat_rows(batch_size)
 
 
-def clear_meta_cache(model: HymbaForCausalLM) -> None:
+def clear_meta_cache(model: CausalLM) -> None:
     """Forget ``model``'s memoised meta-prefix state (it is also recomputed automatically when stale)."""
     _META_MEMO.pop(model, None)
 
@@ -217,7 +240,7 @@ def _emit(streamer: Streamer | Callable[[Tensor], object] | None, ids: Tensor) -
 
 @torch.no_grad()
 def generate(
-    model: HymbaForCausalLM,
+    model: CausalLM,
     input_ids: Tensor,
     *,
     attention_mask: Tensor | None = None,

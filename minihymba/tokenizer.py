@@ -4,7 +4,7 @@ Hymba uses the stock Llama-2 SentencePiece tokenizer (32000 pieces + ``[PAD]``);
 BOS id 1. :func:`load_tokenizer` loads it from a checkpoint directory or a hub id, never running code
 from the checkpoint. ``transformers`` is imported only when a tokenizer is loaded.
 
-The Instruct chat format (hymba-spec.md section 6), rendered by :func:`render_chat`::
+The Instruct chat format (as the checkpoint's chat template writes it), rendered by :func:`render_chat`::
 
     <extra_id_0>System
     {system message}            one line per system message ("\\n" + text)

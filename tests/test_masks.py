@@ -51,13 +51,35 @@ def test_global_is_causal():
     )
 
 
-def test_layer_mask_mod(tiny_config):
-    cfg = tiny_config
+def rule_written_out(layer_is_global: bool, window: int, n_meta: int, s: int) -> torch.Tensor:
+    """The paper's rule as a plain double loop, independent of minihymba.masks: (S, S) bool."""
+    mask = torch.zeros(s, s, dtype=torch.bool)
+    for q in range(s):
+        for k in range(s):
+            if k > q:
+                continue  # causal: never a later position
+            mask[q, k] = layer_is_global or k < n_meta or q - k <= window  # meta always, else within W
+    return mask
+
+
+def test_layer_mask_mod_against_the_rule_written_out(tiny_config):
+    cfg, s = tiny_config, 15
     for layer in range(cfg.num_layers):
-        window = None if cfg.is_global(layer) else cfg.sliding_window
-        expected = materialize(hymba_mask_mod(window, cfg.num_meta_tokens), 15)
-        torch.testing.assert_close(materialize(layer_mask_mod(cfg, layer), 15), expected, atol=0, rtol=0)
-    assert not torch.equal(materialize(layer_mask_mod(cfg, 0), 15), materialize(layer_mask_mod(cfg, 1), 15))
+        expected = rule_written_out(layer in cfg.global_layers, cfg.sliding_window, cfg.num_meta_tokens, s)
+        torch.testing.assert_close(materialize(layer_mask_mod(cfg, layer), s)[0], expected, atol=0, rtol=0)
+    assert not torch.equal(materialize(layer_mask_mod(cfg, 0), s), materialize(layer_mask_mod(cfg, 1), s))
+
+
+@pytest.mark.parametrize(
+    ("window", "n_meta", "seq_len"), [(5, 3, 0), (5, 3, 4), (5, 3, 5), (5, 3, 40), (1, 0, 9)]
+)
+def test_cache_keeps_what_the_next_query_sees(window, n_meta, seq_len):
+    """still_visible / keys_kept: the keys the query after M + T columns can see, by the loop above."""
+    s = n_meta + seq_len
+    seen_by_next = rule_written_out(False, window, n_meta, s + 1)[s, :s]  # row of the next query
+    torch.testing.assert_close(masks.still_visible(s, window, n_meta), seen_by_next, atol=0, rtol=0)
+    assert masks.keys_kept(window, n_meta, seq_len) == n_meta + min(seq_len, window)
+    assert masks.keys_kept(None, n_meta, seq_len) == s  # a global layer keeps everything
 
 
 POSITIONAL_CASES = [(None, 3, 10), (2, 2, 7), (3, 0, 12), (4, 3, 20), (16, 8, 56), (1, 5, 9)]

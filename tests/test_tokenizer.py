@@ -1,4 +1,4 @@
-"""The Instruct chat format (hymba-spec.md section 6) and load_tokenizer on a real (tiny) tokenizer.
+"""The Instruct chat format and load_tokenizer on a real (tiny) tokenizer.
 
 No Llama tokenizer file is available offline; ``tests/fixtures/tokenizer-tiny`` is a 250-piece BPE built by
 its own ``make_tokenizer.py`` (same special ids 0/1/2 as Llama, BOS added on plain encode).
