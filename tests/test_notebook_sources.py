@@ -1,6 +1,7 @@
 """Every committed notebook is built from its Markdown source: same cells, same order, same text.
 
-``python notebooks/build.py`` rebuilds (and executes) them; ``python notebooks/build.py --check`` is this test.
+``python notebooks/build.py`` rebuilds (and executes) them; ``python notebooks/build.py --check`` is this
+test.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def test_every_source_has_a_notebook_and_back():
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_notebook_matches_its_source(source):
     problems = _build_module().differences(source)
-    assert not problems, "rebuild with `python notebooks/build.py " + source.stem[:2] + "`: " + "; ".join(problems)
+    fix = f"rebuild with `python notebooks/build.py {source.stem[:2]}`"
+    assert not problems, fix + ": " + "; ".join(problems)
 
 
 def test_check_mode_notices_an_edit(tmp_path, monkeypatch):
