@@ -1,7 +1,7 @@
-"""A small, readable training loop for synthetic tasks (``minihymba.tasks``), and its command line.
+"""A small, readable training loop for synthetic tasks (``minihymba.tasks``) and for text, and its CLI.
 
     for step in range(start, steps):
-        ids, targets = task(batch, seed=(seed, step))        a fresh batch that depends only on the step
+        ids, targets = task_batch(tc, step)                   a fresh batch that depends only on the step
         loss = cross_entropy(model(ids).logits, targets)      scored positions only (targets != -100)
         loss.backward(); clip_grad_norm_(clip)
         lr = warmup_then_cosine(step); AdamW.step()
@@ -17,6 +17,11 @@ its hand-written backward (``scan_impl="ref"`` runs the reference loop through a
 implementations are passed to every model call as :meth:`TrainConfig.impl`.
 Runs are deterministic on CPU for a fixed seed, thread count and torch version.
 
+Tasks: the synthetic ones of :mod:`minihymba.tasks` (``mqar``, ``recall``, ``copy``, ``needle``), and
+``text``: language modelling on the corpus prepared by :mod:`minihymba.corpus` in ``data`` (random windows
+of ``task_kwargs["seq_len"]`` tokens from the training stream, each starting with BOS; evaluation on the
+first held-out windows). ``model_preset`` picks the architecture (:func:`tiny_model_config`).
+
 Command line::
 
     python -m minihymba.train --task mqar --steps 600 --seed 0 --out runs/mqar
@@ -31,6 +36,8 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +75,9 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     scan_impl: str = "fused"  # a minihymba.scans name: "fused" (hand-written backward) or "ref" (reference)
+    data: str = ""  # task "text": the corpus directory written by `python -m minihymba.corpus prepare/encode`
     # model size (see tiny_model_config)
+    model_preset: str = "recall"  # "recall" (synthetic tasks) or "text" (the tiny-text architecture)
     hidden_size: int = 64
     num_layers: int = 4
     num_meta_tokens: int = 8
@@ -80,10 +89,20 @@ class TrainConfig:
 
 
 def tiny_model_config(tc: TrainConfig) -> HymbaConfig:
-    """A small Hymba with every layer kind: layer 2 global, layers 0-1 a sliding-window KV group.
+    """The model a run trains, from ``tc.model_preset`` and the size fields of ``tc``.
 
-    The vocabulary comes from the task (``task_kwargs['vocab_size']``, default 64).
+    ``"recall"``: a small Hymba with every layer kind -- layer 2 global, layers 0-1 a sliding-window KV
+    group -- and the task's vocabulary (``task_kwargs['vocab_size']``, default 64).
+
+    ``"text"``: the real model's shape of ideas at a few million parameters -- meta tokens, sliding-window
+    layers with global layers first, in the middle and last (0, L // 2, L - 1), the layers in between paired
+    into KV-sharing groups, value heads twice as wide as query/key heads (I = 2D split over H heads), NTK
+    RoPE -- with the corpus tokenizer's 4096-token vocabulary.
     """
+    if tc.model_preset == "text":
+        return _text_model_config(tc)
+    if tc.model_preset != "recall":
+        raise ValueError(f"model_preset must be 'recall' or 'text', got {tc.model_preset!r}")
     vocab = int(tc.task_kwargs.get("vocab_size", 64))
     last = tc.num_layers - 1
     return HymbaConfig(
@@ -105,6 +124,44 @@ def tiny_model_config(tc: TrainConfig) -> HymbaConfig:
     )
 
 
+def _text_model_config(tc: TrainConfig) -> HymbaConfig:
+    n, d = tc.num_layers, tc.hidden_size
+    global_layers = tuple(sorted({0, n // 2, n - 1}))
+    groups, run = [], []
+    for layer in range(n):  # the sliding-window layers between two global ones, paired (a triple if odd)
+        if layer in global_layers:
+            groups, run = groups + _pairs(run), []
+        else:
+            run.append(layer)
+    groups += _pairs(run)
+    seq_len = int(tc.task_kwargs.get("seq_len", 256))
+    return HymbaConfig(
+        vocab_size=4096,
+        hidden_size=d,
+        num_layers=n,
+        num_heads=4,
+        num_kv_heads=2,
+        intermediate_size=round(8 * d / 3 / 64) * 64,  # the usual 8/3 of a gated MLP, a multiple of 64
+        ssm_state_size=16,
+        dt_rank=-(-d // 16),
+        num_meta_tokens=tc.num_meta_tokens,
+        sliding_window=tc.sliding_window,
+        global_layers=global_layers,
+        kv_share_groups=tuple(groups),
+        max_position_embeddings=4 * seq_len,
+        orig_max_position_embeddings=seq_len,
+        torch_dtype="float32",
+    )
+
+
+def _pairs(run: list[int]) -> list[tuple[int, ...]]:
+    """Consecutive layers in groups of two (the last group takes a third layer when the run is odd)."""
+    groups = [tuple(run[i : i + 2]) for i in range(0, len(run) - len(run) % 2, 2)]
+    if len(run) % 2 and groups:
+        groups[-1] = (*groups[-1], run[-1])
+    return groups
+
+
 def lr_at(step: int, tc: TrainConfig) -> float:
     """Linear warmup to ``lr`` over ``warmup_steps``, then a cosine down to ``lr * min_lr_ratio``."""
     if step < tc.warmup_steps:
@@ -115,12 +172,36 @@ def lr_at(step: int, tc: TrainConfig) -> float:
     return floor + (tc.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+@lru_cache(maxsize=4)
+def _corpus_tokens(data: str, split: str) -> torch.Tensor:
+    """The token stream of a prepared corpus split ("train" or "heldout"), read once per process."""
+    from .corpus import load_tokens
+
+    path = Path(data) / f"{split}_tokens.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no {path}: prepare the corpus first (python -m minihymba.corpus prepare --out {data}, then "
+            f"tokenizer and encode; see minihymba/assets/tiny-text/README.md)"
+        )
+    return load_tokens(path)
+
+
 def task_batch(tc: TrainConfig, step: int, eval: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch of ``step``: a pure function of (seed, step), so resumed runs see the same data.
 
     A list ``task_kwargs["seq_len"]`` trains on mixed lengths: batch ``step`` has length
-    ``seq_len[step % len(seq_len)]``.
+    ``seq_len[step % len(seq_len)]``. Task ``text``: a random window batch of the training stream
+    (:func:`minihymba.corpus.lm_batch`); evaluation batch ``step`` is the ``step``-th batch of held-out
+    windows.
     """
+    if tc.task == "text":
+        from .corpus import heldout_batches, lm_batch
+
+        seq_len = int(tc.task_kwargs.get("seq_len", 256))
+        if eval:
+            batches = heldout_batches(_corpus_tokens(tc.data, "heldout"), tc.batch_size, seq_len)
+            return next(islice(batches, step, None))
+        return lm_batch(_corpus_tokens(tc.data, "train"), tc.batch_size, seq_len, tc.seed, step)
     seed = tc.seed * 100_003 + step + (_EVAL_SEED_OFFSET if eval else 0)
     kwargs = dict(tc.task_kwargs)
     if isinstance(kwargs.get("seq_len"), (list, tuple)):
