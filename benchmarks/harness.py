@@ -1,4 +1,4 @@
-"""Timing, machine description and the result table shared by the benchmarks.
+"""Timing, machine description, targets and the result table shared by the benchmarks.
 
 Every comparison is timed side by side in one process: after one warm-up call each, the candidates run
 interleaved (A B, then B A, ...) so that a change of machine load hits all of them alike, and each reports
