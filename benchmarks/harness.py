@@ -1,4 +1,4 @@
-"""Timing, machine description and the result table shared by the benchmarks.
+"""Timing, machine description, targets and the result table shared by the benchmarks.
 
 Every comparison is timed side by side in one process: after one warm-up call each, the candidates run
 interleaved (A B, then B A, ...) so that a change of machine load hits all of them alike, and each reports
@@ -14,12 +14,30 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
-__all__ = ["Stats", "Row", "interleaved", "machine_info", "format_table", "peak_rss_bytes"]
+__all__ = [
+    "Stats",
+    "Row",
+    "Target",
+    "at_least",
+    "at_most",
+    "exact",
+    "report",
+    "Benchmark",
+    "interleaved",
+    "machine_info",
+    "load_average",
+    "VERDICT",
+    "TABLE_HEADER",
+    "format_row",
+    "format_table",
+    "peak_rss_bytes",
+]
 
 
 @dataclass
@@ -49,6 +67,91 @@ class Row:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def _num(x: float) -> str:
+    """A bound as a reader writes it: 8, 1.3, 60, 1e-5."""
+    return f"{x:g}".replace("e-0", "e-")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target written once: the text the table shows and the predicate that decides it.
+
+    Build one with :func:`at_least`, :func:`at_most`, :func:`exact` or :func:`report`, then make its rows
+    with :meth:`row`, so that the text can never say something the check does not do.
+    """
+
+    text: str
+    holds: Callable[[Any, float | None], bool] | None = None  # (judged value, error) -> met; None: report
+
+    def row(
+        self,
+        id: str,
+        case: str,
+        metric: str,
+        value: float | str,
+        details: dict | None = None,
+        *,
+        err: float | None = None,
+        judged: Any = None,
+        applies: bool = True,
+    ) -> Row:
+        """A :class:`Row` showing ``value`` against this target.
+
+        ``err``: the error the target bounds (targets built with ``max_err``). ``judged``: what the
+        predicate reads when the shown value is text (default: ``value``). ``applies=False``: show the target
+        but give no verdict (e.g. a bound stated for one length, on a row of another length).
+        """
+        passed = None
+        if self.holds is not None and applies:
+            passed = bool(self.holds(value if judged is None else judged, err))
+        return Row(id, case, metric, value, self.text, passed, details or {})
+
+
+def at_least(bound: float, unit: str = "x", *, max_err: float | None = None, where: str = "") -> Target:
+    """``value >= bound`` (and ``err <= max_err`` when given). ``unit``: "x" (a ratio), "%" or ""."""
+    return _bound(">=", bound, unit, max_err, where)
+
+
+def at_most(bound: float, unit: str = "x", *, where: str = "") -> Target:
+    """``value <= bound``. ``where``: the case the bound is stated for, e.g. "@640"."""
+    return _bound("<=", bound, unit, None, where)
+
+
+def _bound(op: str, bound: float, unit: str, max_err: float | None, where: str) -> Target:
+    shown = f"{_num(100 * bound)}%" if unit == "%" else f"{_num(bound)}{unit}"
+    text = f"{op} {shown}" + (f", rel err <= {_num(max_err)}" if max_err is not None else "")
+    text += f" {where}" if where else ""
+
+    def holds(value: float, err: float | None) -> bool:
+        if max_err is not None and (err is None or not err <= max_err):
+            return False
+        return value >= bound if op == ">=" else value <= bound
+
+    return Target(text, holds)
+
+
+def exact() -> Target:
+    """The two numbers in ``judged`` (a pair) are equal."""
+    return Target("exact", lambda pair, _err: pair[0] == pair[1])
+
+
+def report(text: str = "report") -> Target:
+    """No verdict: the number is reported (``text`` may say what to expect)."""
+    return Target(text)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One workload of the suite: the row ids it reports and the function that measures it.
+
+    ``run(quick)`` returns the rows; ``quick=True`` runs toy sizes in seconds (the smoke test).
+    """
+
+    ids: tuple[str, ...]
+    title: str
+    run: Callable[[bool], list[Row]]
 
 
 def interleaved(
@@ -118,18 +221,26 @@ def peak_rss_bytes() -> int | None:
     return None
 
 
-def _fmt(value) -> str:
+def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
     return str(value)
 
 
-def format_table(rows: list[Row]) -> str:
-    """A Markdown table: id, case, metric, value, target, verdict."""
-    lines = ["| id | case | metric | value | target | ok |", "|---|---|---|---|---|---|"]
-    verdict = {True: "yes", False: "**no**", None: ""}
-    for r in rows:
-        lines.append(
-            f"| {r.id} | {r.case} | {r.metric} | {_fmt(r.value)} | {r.target} | {verdict[r.passed]} |"
-        )
-    return "\n".join(lines)
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a literal | would end the cell
+
+
+VERDICT = {True: "yes", False: "**no**", None: "-"}  # None: no verdict (report only, or --quick)
+TABLE_HEADER = "| id | case | metric | value | target | ok |\n|---|---|---|---|---|---|"
+
+
+def format_row(row: Row) -> str:
+    """One Markdown table line: id, case, metric, value, target, verdict (yes, **no** or -)."""
+    cells = (row.id, row.case, row.metric, _fmt(row.value), row.target, VERDICT[row.passed])
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """A Markdown table of ``rows`` under :data:`TABLE_HEADER`."""
+    return "\n".join([TABLE_HEADER, *map(format_row, rows)])

@@ -1,10 +1,11 @@
 """Evaluate a minihymba checkpoint with EleutherAI's lm-evaluation-harness (``pip install -e ".[eval]"``).
 
 Importing this module imports ``lm_eval`` and registers :class:`MinihymbaLM` under the model name
-``"minihymba"``; ``import minihymba`` never imports it. lm_eval 0.4.13 looks models up only in its own
-registry (no plugin entry points; ``--include_path`` adds tasks, not models), so the plain ``lm_eval``
-command cannot see this model. Run this module instead: it registers the model, then hands the same
-arguments to lm_eval's own command line::
+``"minihymba"``; ``import minihymba`` never imports it. Without lm_eval the import fails with a
+``ModuleNotFoundError`` naming the ``eval`` extra (the command line prints that one line). lm_eval
+0.4.13 looks models up only in its own registry (no plugin entry points; ``--include_path`` adds tasks,
+not models), so the plain ``lm_eval`` command cannot see this model. Run this module instead: it
+registers the model, then hands the same arguments to lm_eval's own command line::
 
     python -m minihymba.lm_eval_adapter --model minihymba \\
         --model_args pretrained=nvidia/Hymba-1.5B-Base,dtype=bfloat16 --tasks arc_easy --batch_size 8
@@ -21,7 +22,10 @@ model_args: ``pretrained`` (hub id or local directory), ``tokenizer`` (default: 
 ``dtype`` (default float32 on CPU, bfloat16 elsewhere), ``device`` (default cuda when there is one,
 else cpu), ``batch_size`` (an integer; ``auto`` is not supported), ``max_length`` (text tokens per
 forward; default ``max_position_embeddings - num_meta_tokens``). On the command line, give
-``--batch_size`` / ``--device`` as lm_eval flags rather than inside ``--model_args``.
+``--batch_size`` / ``--device`` as lm_eval flags rather than inside ``--model_args``; without
+``--device`` it runs on cuda when there is one, else cpu (lm_eval's own default is cuda:0). A
+``pretrained`` or ``tokenizer`` that cannot be found raises :class:`ModelNotFoundError` (a
+``FileNotFoundError``); the command line prints its message in one line and exits with status 1.
 
 The three request types:
 
@@ -46,13 +50,10 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
-import lm_eval.models  # noqa: F401  -- built-in names first: get_model only adds them to an empty registry
 import torch
-from lm_eval.api.model import TemplateLM
-from lm_eval.api.registry import register_model
-from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from torch import Tensor
 from tqdm import tqdm
 
@@ -60,7 +61,24 @@ from .generation import left_pad
 from .loading import load_pretrained
 from .tokenizer import load_tokenizer
 
-__all__ = ["MinihymbaLM", "main"]
+MISSING_EXTRA = (
+    "minihymba.lm_eval_adapter needs lm-evaluation-harness, which is not installed: "
+    'pip install -e ".[eval]" (from the repository root), or pip install "lm_eval>=0.4.13"'
+)
+
+try:
+    import lm_eval.models  # noqa: F401  -- built-in names first: get_model only adds them to an empty registry
+    from lm_eval.api.model import TemplateLM
+    from lm_eval.api.registry import register_model
+    from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+except ModuleNotFoundError as err:  # lm_eval itself missing (not one of its own imports failing)
+    if (err.name or "").partition(".")[0] != "lm_eval":
+        raise
+    if __name__ == "__main__":  # the command line: one line, no traceback
+        sys.exit(f"error: {MISSING_EXTRA}")
+    raise ModuleNotFoundError(MISSING_EXTRA, name="lm_eval") from None
+
+__all__ = ["MinihymbaLM", "ModelNotFoundError", "MISSING_EXTRA", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +86,20 @@ log = logging.getLogger(__name__)
 TokenRequest = tuple[Any, list[int], list[int]]
 
 
+class ModelNotFoundError(FileNotFoundError):
+    """``pretrained`` or ``tokenizer`` names no local directory and no hub model that can be fetched."""
+
+
+def best_device() -> str:
+    """The device used when none is given: ``"cuda"`` when there is one, else ``"cpu"``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _pick_device(device: str | None) -> torch.device:
-    """The requested device, but cpu for cuda on a machine without it (lm_eval's CLI asks for cuda:0)."""
+    """The requested device (default: :func:`best_device`), but cpu for cuda on a machine without it."""
     has_cuda = torch.cuda.is_available()
     if device is None:
-        return torch.device("cuda" if has_cuda else "cpu")
+        return torch.device(best_device())
     if device.startswith("cuda") and not has_cuda:
         log.warning("device %r requested but CUDA is not available: running on cpu", device)
         return torch.device("cpu")
@@ -104,8 +131,11 @@ class MinihymbaLM(TemplateLM):
         self._device = _pick_device(device)
         if dtype in (None, "auto"):
             dtype = "float32" if self._device.type == "cpu" else "bfloat16"
-        self.model = load_pretrained(pretrained, dtype=dtype, device=self._device)
-        self.tokenizer = load_tokenizer(tokenizer or pretrained)
+        try:
+            self.model = load_pretrained(pretrained, dtype=dtype, device=self._device)
+            self.tokenizer = load_tokenizer(tokenizer or pretrained)
+        except FileNotFoundError as err:
+            raise ModelNotFoundError(str(err)) from err
         config = self.model.config
         self.max_length = int(max_length or config.max_position_embeddings - config.num_meta_tokens)
         self.pad_id = config.pad_token_id or 0  # any id: padded columns are masked out
@@ -271,12 +301,36 @@ class MinihymbaLM(TemplateLM):
         return texts
 
 
-def main() -> None:
-    """``python -m minihymba.lm_eval_adapter <lm_eval arguments>``: lm_eval's CLI, "minihymba" registered."""
+def with_default_device(argv: list[str]) -> list[str]:
+    """The arguments of an evaluation with ``--device`` :func:`best_device` added when they name no device
+    (lm_eval's own default is cuda:0, even on a machine without CUDA). A ``--config`` file keeps its say;
+    help and lm_eval's other commands (``ls``, ``validate``) are left as they are."""
+    if not argv or argv[0] in ("ls", "validate") or "-h" in argv or "--help" in argv:
+        return argv
+    given = any(arg in ("--device", "--config") or arg.startswith(("--device=", "--config=")) for arg in argv)
+    return argv if given else [*argv, "--device", best_device()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m minihymba.lm_eval_adapter <lm_eval arguments>``: lm_eval's CLI, "minihymba" registered.
+
+    Without ``--device`` the model runs on :func:`best_device`. A model that cannot be found ends in one
+    line on stderr and exit status 1.
+    """
     from lm_eval.__main__ import cli_evaluate
 
-    cli_evaluate()
+    args = sys.argv[1:] if argv is None else argv
+    saved = sys.argv
+    sys.argv = [saved[0], *with_default_device(args)]  # lm_eval's CLI reads sys.argv
+    try:
+        cli_evaluate()
+    except ModelNotFoundError as err:
+        print(f"minihymba.lm_eval_adapter: error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        sys.argv = saved
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

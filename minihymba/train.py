@@ -49,7 +49,8 @@ from .config import HymbaConfig
 from .impl import Impl
 from .loading import load_pretrained, save_pretrained
 from .model import HymbaForCausalLM
-from .tasks import accuracy, make_task
+from .scans import SCAN_NAMES
+from .tasks import TASKS, accuracy, make_task
 
 __all__ = ["TrainConfig", "tiny_model_config", "lr_at", "task_batch", "evaluate", "train", "main"]
 
@@ -375,16 +376,43 @@ def _train(
 
 
 # ---------------------------------------------------------------- command line
+# One description per TrainConfig field: a field without one fails the parser (and its test).
+_FIELD_HELP = {
+    "steps": "optimizer steps (the cosine schedule spans them)",
+    "batch_size": "sequences per step",
+    "lr": "peak learning rate (AdamW)",
+    "min_lr_ratio": "the cosine ends at lr * this",
+    "warmup_steps": "linear warmup steps before the cosine",
+    "weight_decay": "AdamW weight decay, on tensors of 2 or more dimensions except the meta tokens",
+    "clip": "gradient-norm clipping threshold",
+    "eval_every": "score held-out batches every this many steps (0: only at the end)",
+    "eval_batches": "held-out batches per evaluation",
+    "save_every": "also checkpoint to --out every this many steps (0: only at the end)",
+    "seed": "seed of the weights and of the data stream",
+    "threads": "torch threads (a run is deterministic for a seed, thread count and torch version)",
+    "scan_impl": "selective scan (minihymba.scans): fused = fast, with a hand-written backward; "
+    "ref = the reference loop through autograd",
+    "hidden_size": "model width D",
+    "num_layers": "layers: one global (layer 2, or the last of fewer), the others sliding-window",
+    "num_meta_tokens": "learnable meta tokens prepended to every sequence",
+    "sliding_window": "attention window of the sliding-window layers",
+}
+_FIELD_CHOICES = {"scan_impl": SCAN_NAMES}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m minihymba.train", description="Train a tiny Hymba on a synthetic task."
+        prog="python -m minihymba.train",
+        description="Train a tiny Hymba on a synthetic task (minihymba.tasks); checkpoints in hub format.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     defaults = TrainConfig()
-    p.add_argument("--task", default=defaults.task, help="mqar, recall, copy or needle")
+    p.add_argument("--task", default=defaults.task, choices=sorted(TASKS), help="synthetic task")
     p.add_argument(
         "--task-kwargs",
         default=json.dumps(defaults.task_kwargs),
-        help="JSON dict of task generator arguments",
+        help="JSON dict of the task generator's arguments, e.g. num_pairs, seq_len, vocab_size "
+        "(see minihymba.tasks)",
     )
     for f in fields(TrainConfig):
         if f.name in ("task", "task_kwargs"):
@@ -393,11 +421,15 @@ def _parser() -> argparse.ArgumentParser:
             "--" + f.name.replace("_", "-"),
             type=type(getattr(defaults, f.name)),
             default=getattr(defaults, f.name),
+            choices=_FIELD_CHOICES.get(f.name),
+            help=_FIELD_HELP[f.name],
         )
-    p.add_argument("--out", default=None, help="checkpoint directory (hub format)")
+    p.add_argument(
+        "--out", default=None, help="checkpoint directory (hub format); none: keep nothing on disk"
+    )
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--until", type=int, default=None, help="stop (and save) after this step")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     return p
 
 

@@ -247,3 +247,40 @@ def test_command_line_runs_the_local_task(tmp_path):
     (results_file,) = (tmp_path / "out").rglob("results_*.json")
     acc = json.loads(results_file.read_text())["results"][TASK]["acc,none"]
     assert 0.0 <= acc <= 1.0
+
+
+# ------------------------------------------------------------------ (f) defaults and errors
+
+
+def test_command_line_defaults_to_the_best_device(monkeypatch):
+    args = ["--model", "minihymba", "--tasks", TASK]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert adapter.with_default_device(args) == [*args, "--device", "cpu"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert adapter.with_default_device(args) == [*args, "--device", "cuda"]
+    assert adapter.with_default_device(["run", *args]) == ["run", *args, "--device", "cuda"]
+    for given in (["--device", "cpu"], ["--device=cuda:1"], ["--config", "run.yaml"], ["--help"]):
+        assert adapter.with_default_device(args + given) == args + given  # the user's choice stands
+    for other in (["ls", "tasks"], ["validate", "--tasks", TASK], []):
+        assert adapter.with_default_device(other) == other  # not an evaluation
+
+
+def test_missing_model_raises_model_not_found(tmp_path):
+    with pytest.raises(adapter.ModelNotFoundError, match="no checkpoint directory") as info:
+        adapter.MinihymbaLM(pretrained=str(tmp_path / "no-such-model"))
+    assert isinstance(info.value, FileNotFoundError)
+
+
+def test_command_line_missing_model_is_one_line_on_the_default_device(tmp_path):
+    missing = tmp_path / "no-such-model"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "minihymba.lm_eval_adapter", "--model", "minihymba"]
+    command += ["--model_args", f"pretrained={missing}", "--tasks", TASK, "--include_path", str(TASKS_DIR)]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    (line,) = errors  # one line saying what is missing
+    assert line.startswith("minihymba.lm_eval_adapter: error: ") and str(missing) in line
+    if not torch.cuda.is_available():  # no --device given: cpu, without lm_eval's cuda:0 and its warning
+        assert "CUDA is not available" not in result.stderr

@@ -3,14 +3,16 @@ and the shipped tiny model loads offline and still reaches its recorded accuracy
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 
 import minihymba
-from minihymba.tasks import accuracy, make_task
-from minihymba.train import TrainConfig, lr_at, main, tiny_model_config, train
+from minihymba.scans import SCAN_NAMES
+from minihymba.tasks import TASKS, accuracy, make_task
+from minihymba.train import TrainConfig, _parser, lr_at, main, tiny_model_config, train
 
 
 def _tiny(**changes) -> TrainConfig:
@@ -124,3 +126,15 @@ def test_shipped_tiny_model_reaches_recorded_accuracy():
     assert acc >= record["final_eval"]["accuracy"] - 0.05, acc
     with pytest.raises(FileNotFoundError, match="no shipped asset"):
         minihymba.assets_path("does-not-exist")
+
+
+def test_every_command_line_option_is_described():
+    parser = _parser()
+    options = {a.dest: a for a in parser._actions if a.dest != "help"}
+    assert set(options) >= {f.name for f in dataclasses.fields(TrainConfig)}
+    undescribed = [dest for dest, action in options.items() if not (action.help or "").strip()]
+    assert not undescribed
+    assert tuple(options["scan_impl"].choices) == SCAN_NAMES
+    assert sorted(options["task"].choices) == sorted(TASKS)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--scan-impl", "no-such-scan"])
