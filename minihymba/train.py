@@ -392,22 +392,27 @@ _FIELD_HELP = {
     "threads": "torch threads (a run is deterministic for a seed, thread count and torch version)",
     "scan_impl": "selective scan (minihymba.scans): fused = fast, with a hand-written backward; "
     "ref = the reference loop through autograd",
+    "data": "task text: the corpus directory written by `python -m minihymba.corpus prepare/encode`",
+    "model_preset": "architecture: recall (one global layer, a KV pair) or text (tiny-text's layout)",
     "hidden_size": "model width D",
-    "num_layers": "layers: one global (layer 2, or the last of fewer), the others sliding-window",
+    "num_layers": "layers (recall: layer 2 global, 0-1 a KV pair; text: 0, L//2, L-1 global, pairs between)",
     "num_meta_tokens": "learnable meta tokens prepended to every sequence",
     "sliding_window": "attention window of the sliding-window layers",
 }
-_FIELD_CHOICES = {"scan_impl": SCAN_NAMES}
+_FIELD_CHOICES = {"scan_impl": SCAN_NAMES, "model_preset": ("recall", "text")}
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m minihymba.train",
-        description="Train a tiny Hymba on a synthetic task (minihymba.tasks); checkpoints in hub format.",
+        description="Train a tiny Hymba on a synthetic task (minihymba.tasks) or on the text corpus "
+        "(minihymba.corpus); checkpoints in hub format.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     defaults = TrainConfig()
-    p.add_argument("--task", default=defaults.task, choices=sorted(TASKS), help="synthetic task")
+    p.add_argument(
+        "--task", default=defaults.task, choices=[*sorted(TASKS), "text"], help="synthetic task, or text (LM)"
+    )
     p.add_argument(
         "--task-kwargs",
         default=json.dumps(defaults.task_kwargs),
