@@ -135,6 +135,6 @@ def test_every_command_line_option_is_described():
     undescribed = [dest for dest, action in options.items() if not (action.help or "").strip()]
     assert not undescribed
     assert tuple(options["scan_impl"].choices) == SCAN_NAMES
-    assert sorted(options["task"].choices) == sorted(TASKS)
+    assert sorted(options["task"].choices) == sorted([*TASKS, "text"])
     with pytest.raises(SystemExit):
         parser.parse_args(["--scan-impl", "no-such-scan"])
