@@ -20,7 +20,19 @@ from typing import Any
 
 from .config import HymbaConfig
 
-__all__ = ["check_meta_token_reach", "check_layer_parameters", "check_own_kv_rows"]
+__all__ = [
+    "check_meta_token_reach",
+    "check_layer_parameters",
+    "check_own_kv_rows",
+    "check_attention_without_sharing",
+    "check_kv_sources",
+    "check_visible_keys",
+    "check_visited_tiles",
+    "check_kv_head",
+    "check_kv_cache_bytes",
+    "check_cache_growth_per_token",
+    "check_conv_inputs_read",
+]
 
 
 def _report(ok: bool, right: str, hint: str) -> bool:
@@ -153,3 +165,209 @@ def check_own_kv_rows(answer: int | None, config: HymbaConfig | dict[str, Any] |
         "and how wide is one key head, one value head?"
     )
     return _report(False, "", hint)
+
+
+# --- notebooks 00, 03, 05 ---
+
+
+def check_attention_without_sharing(
+    answer: int | None, config: HymbaConfig | dict[str, Any] | None = None
+) -> bool:
+    """How many attention parameters (the q, k, v rows of every ``in_proj``) would the model hold if every
+    layer computed its own keys and values (no cross-layer KV sharing)? Default: the real Hymba-1.5B."""
+    if answer is None:
+        return _unanswered()
+    from .params import attention_parameters
+
+    cfg = _config(config)
+    expected = attention_parameters(cfg, kv_sharing=False)
+    shared = attention_parameters(cfg)
+    if answer == expected:
+        right = (
+            f"{expected:,}: sharing saves {expected - shared:,} of them "
+            f"({100 * (expected - shared) / expected:.1f}%)."
+        )
+        return _report(True, right, "")
+    if answer == shared:
+        return _report(False, "", "that is the count *with* sharing. Which layers lack k, v rows today?")
+    if answer == attention_parameters(cfg, kv_sharing=False, gqa=False):
+        return _report(False, "", "keys and values have Hkv heads, not H (grouped-query attention).")
+    hint = (
+        "every layer has q rows (H x Dk of them); without sharing every layer also has k rows (Hkv x Dk) and "
+        "v rows (Hkv x Dv). Each row holds D weights."
+    )
+    return _report(False, "", hint)
+
+
+def check_kv_sources(
+    answer: dict[int, int] | None, config: HymbaConfig | dict[str, Any] | None = None
+) -> bool:
+    """For every KV consumer layer, the layer whose keys and values it reads: ``{consumer: producer}``."""
+    if answer is None:
+        return _unanswered()
+    cfg = _config(config)
+    expected = {i: cfg.kv_source(i) for i in range(cfg.num_layers) if not cfg.owns_kv(i)}
+    got = {int(k): int(v) for k, v in dict(answer).items()}
+    if got == expected:
+        far = {c: p for c, p in expected.items() if p != c - 1}
+        note = f" Not always the left neighbour: {far}." if far else ""
+        return _report(True, f"{len(expected)} consumers.{note}", "")
+    if set(got) != set(expected):
+        hint = (
+            "the keys must be exactly the consumer layers: those with no k, v rows "
+            "(HymbaConfig.owns_kv(i) is False)."
+        )
+        return _report(False, "", hint)
+    hint = (
+        "a consumer reads the *first* layer of its group in kv_share_groups, which is not always the layer "
+        "just before it."
+    )
+    return _report(False, "", hint)
+
+
+def check_visible_keys(answer: int | None, query: int, window: int | None, n_meta: int) -> bool:
+    """How many keys does query ``query`` (an index in the meta-inclusive sequence) see in a layer with
+    sliding window ``window`` (None: a global layer) and ``n_meta`` meta tokens?"""
+    if answer is None:
+        return _unanswered()
+    keys = range(query + 1)
+    expected = sum(window is None or query - k <= window or k < n_meta for k in keys)
+    if answer == expected:
+        return _report(True, f"{expected} keys.", "")
+    if window is not None and answer == expected - 1 and query >= window:
+        return _report(False, "", "the window is inclusive: q - k <= W, and the query sees itself too.")
+    if window is not None and answer == min(query + 1, window + 1):
+        return _report(False, "", "the meta tokens stay visible even when they are outside the window.")
+    hint = "count the keys k <= q with q - k <= W, then add the meta keys k < M that are not among them."
+    return _report(False, "", hint)
+
+
+def _tile_visited(q_lo: int, q_hi: int, k_lo: int, k_hi: int, window: int | None, n_meta: int) -> bool:
+    """Does any (q, k) with q in [q_lo, q_hi], k in [k_lo, k_hi] (inclusive) pass the Hymba mask?"""
+    if k_lo > q_hi:  # every key is in the future of every query
+        return False
+    if window is None or k_lo < n_meta:
+        return True
+    nearest = max(q_lo - k_hi, 0)  # the smallest q - k >= 0 the tile holds
+    return nearest <= window
+
+
+def _visited_tiles(window: int | None, n_meta: int, seq_len: int, block_size: int) -> int:
+    """How many (block_size x block_size) tiles of a (seq_len x seq_len) Hymba mask hold a visible entry."""
+    blocks = -(-seq_len // block_size)
+    edges = [(b * block_size, min((b + 1) * block_size, seq_len) - 1) for b in range(blocks)]
+    return sum(_tile_visited(*q, *k, window, n_meta) for q in edges for k in edges)
+
+
+def check_visited_tiles(
+    answer: int | None, window: int | None, n_meta: int, seq_len: int, block_size: int = 128
+) -> bool:
+    """How many of the ``block_size`` x ``block_size`` tiles of the (seq_len x seq_len) mask does
+    FlexAttention visit (the tiles with at least one visible entry)? ``seq_len`` counts the meta tokens."""
+    if answer is None:
+        return _unanswered()
+    expected = _visited_tiles(window, n_meta, seq_len, block_size)
+    blocks = -(-seq_len // block_size)
+    if answer == expected:
+        right = f"{expected} of {blocks * blocks} tiles: {1 - expected / blocks**2:.1%} skipped."
+        return _report(True, right, "")
+    if answer == blocks * blocks - expected:
+        return _report(
+            False, "", "that is the number of *skipped* tiles; the question asks for visited ones."
+        )
+    if answer == _visited_tiles(None, n_meta, seq_len, block_size):
+        return _report(False, "", "that is a global layer's count. Which tiles does the window empty?")
+    if window is not None and answer == _visited_tiles(window, 0, seq_len, block_size):
+        return _report(False, "", "the meta tokens' column of tiles is visited by every query tile.")
+    hint = (
+        "go row of tiles by row: a query tile visits the meta tile(s), the tiles on and just before the "
+        "diagonal that the window reaches, and nothing in the future."
+    )
+    return _report(False, "", hint)
+
+
+def check_kv_head(
+    answer: int | None, query_head: int, config: HymbaConfig | dict[str, Any] | None = None
+) -> bool:
+    """Which key/value head does query head ``query_head`` read (grouped-query attention)?"""
+    if answer is None:
+        return _unanswered()
+    cfg = _config(config)
+    if not 0 <= query_head < cfg.num_heads:
+        raise ValueError(f"query_head must be in [0, {cfg.num_heads}), got {query_head}")
+    expected = query_head // cfg.num_kv_groups
+    if answer == expected:
+        return _report(True, f"KV head {expected}: query heads come in groups of {cfg.num_kv_groups}.", "")
+    if answer == query_head % cfg.num_kv_heads:
+        hint = "the query heads of one KV head are neighbours (h // group size), not interleaved (h % Hkv)."
+        return _report(False, "", hint)
+    return _report(False, "", "how many query heads share one KV head (H / Hkv)?")
+
+
+def check_kv_cache_bytes(
+    answer: int | None, seq_len: int = 8192, config: HymbaConfig | dict[str, Any] | None = None
+) -> bool:
+    """Bytes of keys and values (bfloat16; the SSM and conv states not included) the cache holds after the
+    meta tokens and ``seq_len`` more tokens, batch 1. Default: the real Hymba-1.5B."""
+    if answer is None:
+        return _unanswered()
+    from .memory import cache_variants
+
+    variants = cache_variants(_config(config), seq_len)
+    expected = variants["hymba"].kv_bytes
+    if answer == expected:
+        return _report(True, f"{expected:,} bytes = {expected / 1e6:.1f} MB.", "")
+    if answer == variants["hymba"].total:
+        return _report(False, "", "only keys and values: leave out the conv and SSM states.")
+    if answer == variants["no_sharing"].kv_bytes:
+        return _report(False, "", "a KV consumer stores nothing: it reads its producer's entries.")
+    if answer == variants["no_swa"].kv_bytes:
+        return _report(False, "", "a sliding-window producer keeps only M + W entries.")
+    if answer == expected // 2:
+        return _report(False, "", "one number in bfloat16 takes 2 bytes.")
+    if answer * 1000 < expected:
+        return _report(False, "", "the answer is in bytes, not megabytes.")
+    hint = (
+        "count the entries first -- global layers M + T, window producers M + W, consumers 0 -- then "
+        "multiply by the numbers per entry, Hkv x (Dk + Dv), and by 2 bytes."
+    )
+    return _report(False, "", hint)
+
+
+def check_cache_growth_per_token(
+    answer: int | None, config: HymbaConfig | dict[str, Any] | None = None
+) -> bool:
+    """Once the text is longer than the window, by how many bytes (bfloat16, batch 1) does the cache grow
+    with each further token? Default: the real Hymba-1.5B."""
+    if answer is None:
+        return _unanswered()
+    cfg = _config(config)
+    entry = cfg.num_kv_heads * (cfg.head_dim + cfg.v_head_dim) * 2
+    growing = sum(cfg.owns_kv(i) and cfg.window(i) is None for i in range(cfg.num_layers))
+    expected = growing * entry
+    if answer == expected:
+        return _report(True, f"{expected:,} bytes per token: only the global layers still grow.", "")
+    owners = sum(cfg.owns_kv(i) for i in range(cfg.num_layers))
+    if answer == owners * entry:
+        return _report(
+            False, "", "past the window a sliding-window producer drops one entry for each it adds."
+        )
+    if answer == growing * entry + cfg.num_layers * cfg.d_inner * (cfg.conv_kernel + cfg.ssm_state_size) * 2:
+        return _report(False, "", "the conv and SSM states do not grow with the length.")
+    return _report(False, "", "which layers still add an entry per token, and how many bytes is one entry?")
+
+
+def check_conv_inputs_read(answer: int | None, config: HymbaConfig | dict[str, Any] | None = None) -> bool:
+    """The cache keeps the last K inputs of each layer's convolution. How many of them does the next
+    decode step's convolution output read?"""
+    if answer is None:
+        return _unanswered()
+    k = _config(config).conv_kernel
+    if answer == k - 1:
+        right = (
+            f"{k - 1} of the {k}: the new input joins them and the oldest stored one falls out of the K taps."
+        )
+        return _report(True, right, "")
+    if answer == k:
+        return _report(False, "", "the conv has K taps, and one of them reads the new token's own input.")
+    return _report(False, "", "the K taps read the new input and the inputs just before it.")

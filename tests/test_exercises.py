@@ -10,6 +10,7 @@ import torch
 
 from minihymba import HymbaConfig, HymbaForCausalLM
 from minihymba import exercises as ex
+from minihymba.masks import hymba_mask_mod, materialize
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +102,116 @@ def test_own_kv_rows(capsys, tiny_hub) -> None:
     _verdict(capsys, ex.check_own_kv_rows(real_rows, None, 2), True)
     with pytest.raises(ValueError, match="already"):
         ex.check_own_kv_rows(1, tiny_hub, 3)
+
+
+# --- notebooks 00, 03, 05 ---
+
+
+def test_attention_without_sharing(capsys) -> None:
+    from minihymba.params import attention_parameters
+
+    real = HymbaConfig()
+    right = 32 * (1600 + 320 + 640) * 1600
+    assert right == attention_parameters(real, kv_sharing=False) == 131_072_000
+    assert "23,040,000" in _verdict(capsys, ex.check_attention_without_sharing(right), True)
+    shared = attention_parameters(real)
+    assert "with" in _verdict(capsys, ex.check_attention_without_sharing(shared), False)
+    no_gqa = attention_parameters(real, kv_sharing=False, gqa=False)
+    assert "Hkv" in _verdict(capsys, ex.check_attention_without_sharing(no_gqa), False)
+    out = _verdict(capsys, ex.check_attention_without_sharing(1), False)
+    assert "131" not in out
+    assert ex.check_attention_without_sharing(None) is False
+
+
+def test_kv_sources(capsys, tiny_hub) -> None:
+    real = HymbaConfig()
+    right = {c: g[0] for g in real.kv_share_groups for c in g[1:]}
+    assert right[18] == 16
+    assert "18: 16" in _verdict(capsys, ex.check_kv_sources(right), True)
+    neighbour = {c: c - 1 for c in right}
+    assert "first" in _verdict(capsys, ex.check_kv_sources(neighbour), False)
+    assert "owns_kv" in _verdict(capsys, ex.check_kv_sources({2: 1}), False)
+    _verdict(capsys, ex.check_kv_sources({4: 3}, tiny_hub), True)
+    assert ex.check_kv_sources(None) is False
+
+
+def test_visible_keys(capsys) -> None:
+    mask = materialize(hymba_mask_mod(3, 4), 14)[0]
+    for q in (0, 5, 13):
+        _verdict(capsys, ex.check_visible_keys(int(mask[q].sum()), q, 3, 4), True)
+    assert int(mask[13].sum()) == 4 + 3 + 1
+    assert "inclusive" in _verdict(capsys, ex.check_visible_keys(7, 13, 3, 4), False)
+    assert "meta" in _verdict(capsys, ex.check_visible_keys(4, 13, 3, 4), False)
+    _verdict(capsys, ex.check_visible_keys(14, 13, None, 4), True)
+    assert "count" in _verdict(capsys, ex.check_visible_keys(99, 13, 3, 4), False)
+    assert ex.check_visible_keys(None, 13, 3, 4) is False
+
+
+@pytest.mark.parametrize(
+    ("window", "n_meta", "seq_len", "block"), [(3, 2, 20, 4), (5, 7, 33, 8), (None, 3, 17, 4)]
+)
+def test_visited_tiles_matches_the_block_mask(window, n_meta, seq_len, block) -> None:
+    dense = materialize(hymba_mask_mod(window, n_meta), seq_len)[0]
+    blocks = -(-seq_len // block)
+    padded = torch.zeros(blocks * block, blocks * block, dtype=torch.bool)
+    padded[:seq_len, :seq_len] = dense
+    visited = padded.view(blocks, block, blocks, block).any(3).any(1)
+    assert ex._visited_tiles(window, n_meta, seq_len, block) == int(visited.sum())
+
+
+def test_visited_tiles(capsys) -> None:
+    right = ex._visited_tiles(1024, 128, 128 + 8192, 128)
+    assert right == 605
+    assert "85.7% skipped" in _verdict(capsys, ex.check_visited_tiles(605, 1024, 128, 8320), True)
+    assert "skipped" in _verdict(capsys, ex.check_visited_tiles(65 * 65 - 605, 1024, 128, 8320), False)
+    assert "global" in _verdict(capsys, ex.check_visited_tiles(2145, 1024, 128, 8320), False)
+    no_meta = ex._visited_tiles(1024, 0, 8320, 128)
+    assert "meta" in _verdict(capsys, ex.check_visited_tiles(no_meta, 1024, 128, 8320), False)
+    assert "row" in _verdict(capsys, ex.check_visited_tiles(1, 1024, 128, 8320), False)
+    assert ex.check_visited_tiles(None, 1024, 128, 8320) is False
+
+
+def test_kv_head(capsys) -> None:
+    assert "KV head 3" in _verdict(capsys, ex.check_kv_head(3, 17), True)
+    assert "interleaved" in _verdict(capsys, ex.check_kv_head(17 % 5, 17), False)
+    assert "share" in _verdict(capsys, ex.check_kv_head(0, 17), False)
+    with pytest.raises(ValueError):
+        ex.check_kv_head(0, 25)
+    assert ex.check_kv_head(None, 17) is False
+
+
+def test_kv_cache_bytes(capsys) -> None:
+    right = (3 * (128 + 8192) + 14 * (128 + 1024)) * 5 * (64 + 128) * 2
+    assert right == 78_888_960
+    assert "78.9 MB" in _verdict(capsys, ex.check_kv_cache_bytes(right), True)
+    state = 32 * 3200 * (4 + 16) * 2
+    assert "states" in _verdict(capsys, ex.check_kv_cache_bytes(right + state), False)
+    unshared = (3 * 8320 + 29 * 1152) * 960 * 2
+    assert "consumer" in _verdict(capsys, ex.check_kv_cache_bytes(unshared), False)
+    assert "M + W" in _verdict(capsys, ex.check_kv_cache_bytes(17 * 8320 * 960 * 2), False)
+    assert "2 bytes" in _verdict(capsys, ex.check_kv_cache_bytes(right // 2), False)
+    assert "megabytes" in _verdict(capsys, ex.check_kv_cache_bytes(79), False)
+    assert ex.check_kv_cache_bytes(None) is False
+
+
+def test_cache_growth_per_token(capsys) -> None:
+    from minihymba.memory import cache_bytes
+
+    real = HymbaConfig()
+    right = 3 * 960 * 2
+    grown = cache_bytes(real, 5001).total - cache_bytes(real, 5000).total
+    assert right == grown == 5760
+    _verdict(capsys, ex.check_cache_growth_per_token(right), True)
+    assert "drops" in _verdict(capsys, ex.check_cache_growth_per_token(17 * 960 * 2), False)
+    assert "which layers" in _verdict(capsys, ex.check_cache_growth_per_token(1), False)
+    no_window = real.replace(sliding_window=None, kv_share_groups=())
+    unwindowed = cache_bytes(no_window, 5001).total - cache_bytes(no_window, 5000).total
+    _verdict(capsys, ex.check_cache_growth_per_token(unwindowed, no_window), True)
+    assert ex.check_cache_growth_per_token(None) is False
+
+
+def test_conv_inputs_read(capsys) -> None:
+    assert "3 of the 4" in _verdict(capsys, ex.check_conv_inputs_read(3), True)
+    assert "taps" in _verdict(capsys, ex.check_conv_inputs_read(4), False)
+    assert "taps" in _verdict(capsys, ex.check_conv_inputs_read(1), False)
+    assert ex.check_conv_inputs_read(None) is False
