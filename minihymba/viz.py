@@ -119,7 +119,7 @@ def plot_architecture(config: HymbaConfig) -> Figure:
     window = config.sliding_window
     ax.legend(
         handles,
-        ["global", f"sliding window (W={window})", "owns KV", "reads KV of a neighbour"],
+        ["global", f"sliding window (W={window})", "owns KV", "reads its producer's KV (arrow)"],
         ncol=4,
         loc="upper center",
         bbox_to_anchor=(0.5, 1.22),
