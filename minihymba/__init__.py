@@ -7,9 +7,10 @@ scan), ``hybrid_block`` (the parallel hybrid head and the layer), ``model`` (the
 (prefill + cached decode, sampling), ``memory`` (closed-form cache sizes), ``tokenizer`` (tokenizer
 loading and the chat format); ``python -m minihymba generate`` is the command line.
 Imported on demand: ``tasks`` (synthetic recall tasks), ``train`` (training loop, ``python -m
-minihymba.train``), ``hidden_attention`` (the SSM as an implicit attention matrix), ``corpus`` (the English
-text corpus, its tokenizer and LM batches, ``python -m minihymba.corpus``); ``assets`` holds shipped tiny
-trained models (``load_tiny()``) and the ``tiny-text`` tokenizer.
+minihymba.train``), ``params`` (where the parameters live, in closed form), ``hidden_attention`` (the
+SSM as an implicit attention matrix), ``corpus`` (the English text corpus, its tokenizer and LM batches,
+``python -m minihymba.corpus``); ``assets`` holds shipped tiny trained models (``load_tiny()``) and the
+``tiny-text`` tokenizer.
 """
 
 from .assets import assets_path, load_tiny
