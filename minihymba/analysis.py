@@ -15,7 +15,9 @@ dense mask ``mask`` (S, S) bool (:func:`minihymba.masks.materialize` of
 * :func:`previous_token_score` -- mass on the key right before each query;
 * :func:`induction_score` -- on a sequence ``[BOS] + R + R`` (R random tokens), the mass each query of the
   second copy puts on the token *after* the previous occurrence of its own token (the induction pattern);
-* :func:`offset_profile` -- mean mass by relative offset q - k (a positional head peaks at one offset).
+* :func:`offset_profile` -- mean mass by relative offset q - k (a positional head peaks at one offset);
+* :func:`kind_mass` -- at chosen query rows, the mass on each kind of key (e.g. key / value / separator
+  tokens of a recall task) next to the share uniform attention would give that kind.
 
 Scores average over the batch and over the real queries that can see the keys in question; each returns a
 (H,) tensor (one score per head) together with the same statistic for uniform attention.
@@ -25,12 +27,13 @@ Shapes: probs (B, H, S, K); mask (S, K) bool; scores (H,).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = ["SinkMass", "sink_mass", "previous_token_score", "induction_score", "offset_profile"]
+__all__ = ["SinkMass", "sink_mass", "previous_token_score", "induction_score", "offset_profile", "kind_mass"]
 
 
 def _check(probs: Tensor, mask: Tensor) -> None:
@@ -137,3 +140,26 @@ def offset_profile(probs: Tensor, mask: Tensor, n_meta: int, max_offset: int) ->
             profile[:, o] = probs[:, :, queries, queries - o].float().mean((0, 2))
             uniform[o] = (1.0 / mask[queries].sum(-1).float()).mean()
     return profile, uniform
+
+
+def kind_mass(
+    probs: Tensor, mask: Tensor, kinds: Sequence[str], queries: Sequence[int]
+) -> tuple[dict[str, Tensor], dict[str, float]]:
+    """(mass, uniform): per kind of key, the mean mass (H,) the query rows ``queries`` put on keys of that
+    kind, and the mean share uniform attention over the visible keys would give them.
+
+    ``kinds`` names every key index (len K), e.g. ``["meta"] * M + ["BOS", "key", "value", ...]``. Averages
+    over the batch and the given queries; kinds no given query can see get mass 0 and uniform share 0.
+    """
+    _check(probs, mask)
+    if len(kinds) != probs.shape[-1]:
+        raise ValueError(f"kinds names {len(kinds)} keys, probs has {probs.shape[-1]}")
+    rows = torch.as_tensor(list(queries), dtype=torch.long)
+    p = probs[:, :, rows].float()  # (B, H, Q, K)
+    visible = mask[rows].float()  # (Q, K)
+    mass, uniform = {}, {}
+    for kind in dict.fromkeys(kinds):
+        cols = torch.tensor([i for i, k in enumerate(kinds) if k == kind])
+        mass[kind] = p[..., cols].sum(-1).mean((0, 2))  # (H,)
+        uniform[kind] = float((visible[:, cols].sum(-1) / visible.sum(-1)).mean())
+    return mass, uniform

@@ -15,6 +15,7 @@ Sizes use the glossary letters of :mod:`minihymba.config` (D, I, N, R, H, Hkv, D
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +33,12 @@ __all__ = [
     "check_kv_cache_bytes",
     "check_cache_growth_per_token",
     "check_conv_inputs_read",
+    "check_decay_steps",
+    "check_conv_state_reads",
+    "check_chance_levels",
+    "check_weakest_link",
+    "check_decode_visible_keys",
+    "check_top_p_kept",
 ]
 
 
@@ -371,3 +378,127 @@ def check_conv_inputs_read(answer: int | None, config: HymbaConfig | dict[str, A
     if answer == k:
         return _report(False, "", "the conv has K taps, and one of them reads the new token's own input.")
     return _report(False, "", "the K taps read the new input and the inputs just before it.")
+
+
+# --- notebooks 02, 04, 06 ---
+
+
+def check_decay_steps(answer: int | None, dt: float, a: float, fraction: float = 0.01) -> bool:
+    """With step size ``dt`` on every token and decay rate ``a`` < 0 (nothing new written), after how many
+    tokens k has the state first fallen below ``fraction`` of its value (``exp(k * dt * a) < fraction``)?"""
+    if answer is None:
+        return _unanswered()
+    if dt <= 0 or a >= 0 or not 0 < fraction < 1:
+        raise ValueError("need dt > 0, a < 0 and 0 < fraction < 1")
+    kept, expected = 1.0, 0
+    while kept >= fraction:  # the recurrence itself: one factor exp(dt * a) per token
+        kept, expected = kept * math.exp(dt * a), expected + 1
+    if answer == expected:
+        return _report(
+            True, f"{expected} tokens: each one keeps exp(dt * A) = {math.exp(dt * a):.3f} of the state.", ""
+        )
+    hint = (
+        "one token multiplies the state by exp(dt * A). After k tokens it is exp(k * dt * A); find the "
+        "smallest whole k that brings this below the fraction (a logarithm, then round up)."
+    )
+    return _report(False, "", hint)
+
+
+def check_conv_state_reads(answer: int | None, conv_kernel: int = 4) -> bool:
+    """The conv state stores the last K inputs. How many of them does the output of the next token read?"""
+    if answer is None:
+        return _unanswered()
+    expected = conv_kernel - 1
+    if answer == expected:
+        right = f"{expected}: the kernel spans K = {conv_kernel} inputs and the new token is one of them."
+        return _report(True, right, "")
+    if answer == conv_kernel:
+        return _report(False, "", "the kernel spans K inputs in all. Is the new token one of them?")
+    return _report(False, "", "write out y_t = sum_j w[j] * x_(t-K+1+j): which inputs before t appear?")
+
+
+def check_chance_levels(answer: tuple[float, float] | None, vocab_size: int = 32, num_pairs: int = 4) -> bool:
+    """Two baselines for MQAR recall, as ``(uniform, stored)``: the accuracy of guessing uniformly among all
+    value tokens of the vocabulary, and of guessing among the ``num_pairs`` stored values (one slot each).
+
+    The vocabulary layout is :mod:`minihymba.tasks`'s: 4 special tokens, then keys, then values."""
+    if answer is None:
+        return _unanswered()
+    num_keys = (vocab_size - 4) // 2
+    uniform, stored = 1 / (vocab_size - 4 - num_keys), 1 / num_pairs
+    got = tuple(float(x) for x in answer)
+    if (
+        len(got) == 2
+        and math.isclose(got[0], uniform, abs_tol=5e-3)
+        and math.isclose(got[1], stored, abs_tol=5e-3)
+    ):
+        right = (
+            f"1/{vocab_size - 4 - num_keys} = {uniform:.3f} for a guess among all values, "
+            f"1/{num_pairs} = {stored:.2f} for a guess among the stored ones."
+        )
+        return _report(True, right, "")
+    return _report(
+        False,
+        "",
+        "how many value tokens does the vocabulary have (tasks.vocab_ranges), and how many values does one "
+        "sequence store?",
+    )
+
+
+def check_weakest_link(answer: str | None, accuracies: dict[str, float]) -> bool:
+    """Given the measured accuracy after each knockout (name -> accuracy), which knockout hurts the most?"""
+    if answer is None:
+        return _unanswered()
+    if not accuracies:
+        raise ValueError("give at least one measured accuracy")
+    expected = min(accuracies, key=accuracies.__getitem__)
+    if answer == expected:
+        return _report(
+            True, f"{expected}: accuracy {accuracies[expected]:.3f}, the lowest of the knockouts.", ""
+        )
+    if answer not in accuracies:
+        return _report(False, "", f"answer with one of the knockout names: {sorted(accuracies)}.")
+    return _report(
+        False, "", "run each knockout and compare the accuracies: the one that hurts most is lowest."
+    )
+
+
+def check_decode_visible_keys(answer: tuple[int, int] | None, window: int, n_meta: int) -> bool:
+    """A query deep inside a long sequence, in a sliding-window layer of window ``window`` with ``n_meta``
+    meta tokens: how many keys does it see ``(in the full forward pass, in NVIDIA's cached decode step)``?"""
+    if answer is None:
+        return _unanswered()
+    expected = (n_meta + window + 1, n_meta + window)
+    got = tuple(int(x) for x in answer)
+    if got == expected:
+        right = (
+            f"{expected[0]} and {expected[1]}: the meta tokens, plus itself and the W = {window} before it "
+            f"in the full pass; the hub's decode keeps only W - 1 cached tokens before the new one."
+        )
+        return _report(True, right, "")
+    if len(got) == 2 and got[0] == expected[0]:
+        return _report(
+            False, "", "the full pass is right. How many cached tokens does the hub keep before appending?"
+        )
+    return _report(
+        False, "", "the rule is q - k <= W, or k a meta token: count itself, the W before it, the meta."
+    )
+
+
+def check_top_p_kept(answer: int | None, probs: Iterable[float], top_p: float) -> bool:
+    """How many tokens does top-p (nucleus) filtering keep: the smallest set of most likely tokens whose
+    probability sums to at least ``top_p`` (the most likely token is always kept)?"""
+    if answer is None:
+        return _unanswered()
+    ranked = sorted((float(x) for x in probs), reverse=True)
+    expected, total = 0, 0.0
+    for p in ranked:
+        if expected and total >= top_p:
+            break
+        expected, total = expected + 1, total + p
+    if answer == expected:
+        return _report(True, f"{expected} tokens, holding {total:.3f} of the probability.", "")
+    hint = (
+        "sort the probabilities, add them from the largest down, and stop as soon as the sum reaches top_p."
+    )
+    return _report(False, "", hint)

@@ -23,6 +23,7 @@ import torch
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyBboxPatch, Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from .config import HymbaConfig
 
@@ -44,6 +45,7 @@ __all__ = [
     "plot_hybrid_layer_diagram",
     "plot_sequence_diagram",
     "plot_kv_sharing_diagram",
+    "plot_offset_profile",
 ]
 
 DPI = 150  # saved PNGs (figures/): sharp enough to read when zoomed; notebooks choose their own inline dpi
@@ -351,14 +353,16 @@ def plot_cache_memory(
 
 
 def plot_step_errors(errors: Mapping[str, Sequence[float]], title: str = "decode vs full forward") -> Figure:
-    """Per-step max |difference| curves on a log scale (zeros drawn at the floor, which the label says)."""
+    """Per-generated-token max |difference| curves on a log scale (zeros drawn at the floor, which the
+    label says). Token 0 was chosen from the prefill's logits, token i >= 1 from decode step i."""
     fig = Figure(figsize=(6.5, 3.0))
     ax = fig.add_subplot()
     floor = 1e-9
     for name, ys in errors.items():
         ax.plot(np.maximum(np.asarray(ys, dtype=float), floor), marker="o", ms=3, label=name)
     ax.set_yscale("log")
-    ax.set_xlabel("decode step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("generated token i (0: from the prefill; i >= 1: decode step i)", fontsize=9)
     ax.set_ylabel(f"max |logit difference|\n(0 drawn at {floor:g})", fontsize=9)
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
@@ -747,4 +751,31 @@ def plot_kv_sharing_diagram(config: HymbaConfig, per_row: int = 16) -> Figure:
     ax.legend(
         handles, labels, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 0.0), fontsize=8.5, frameon=False
     )
+    return fig
+
+
+def plot_offset_profile(
+    profile: torch.Tensor,
+    uniform: torch.Tensor,
+    title: str = "attention by offset",
+    label: str = "head",
+) -> Figure:
+    """Mean attention weight against the offset q - k (how many positions back the key is), one line per
+    head (``profile`` (H, O)), with the weight uniform attention would give (``uniform`` (O,)) dashed: a
+    positional head shows one tall peak at a fixed offset (:func:`minihymba.analysis.offset_profile`)."""
+    prof, uni = _np(profile), _np(uniform)
+    fig = Figure(figsize=(6.5, 3.2))
+    ax = fig.add_subplot()
+    offsets = np.arange(prof.shape[1])
+    for h, row in enumerate(prof):
+        ax.plot(offsets, row, marker="o", ms=4, label=f"{label} {h}")
+    ax.plot(offsets, uni, color="gray", ls="--", lw=1.2, label="uniform over visible keys")
+    ax.set_xticks(offsets)
+    ax.set_ylim(0, 1.0)
+    ax.set_xlabel("offset q - k (positions back; 0 = the query itself)")
+    ax.set_ylabel("mean attention weight")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
     return fig

@@ -66,3 +66,21 @@ def test_induction_score():
     assert float(score[0]) == 0.0  # a previous-token head is not an induction head
     with pytest.raises(ValueError, match="expected S"):
         induction_score(induction, mask, M, n + 1)
+
+
+def test_kind_mass_against_uniform_and_a_one_kind_head():
+    from minihymba.analysis import kind_mass
+
+    mask = materialize(hymba_mask_mod(W, M), M + 12)[0]
+    kinds = ["meta"] * M + ["even" if i % 2 == 0 else "odd" for i in range(12)]
+    rows = list(range(M + 4, M + 12))
+    mass, uniform = kind_mass(uniform_probs(mask), mask, kinds, rows)
+    for kind in ("meta", "even", "odd"):  # uniform attention gets exactly the uniform share
+        torch.testing.assert_close(mass[kind], torch.full((2,), uniform[kind]), atol=1e-6, rtol=0)
+    assert sum(uniform.values()) == pytest.approx(1.0)
+    back2 = one_hot_probs(mask, lambda q: q - 2)  # offset 2 keeps the parity of the query
+    even_rows = [q for q in rows if (q - M) % 2 == 0]
+    mass, _ = kind_mass(back2, mask, kinds, even_rows)
+    assert float(mass["even"][0]) == pytest.approx(1.0) and float(mass["odd"][0]) == 0.0
+    with pytest.raises(ValueError, match="kinds"):
+        kind_mass(back2, mask, kinds[:-1], rows)

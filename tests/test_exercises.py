@@ -215,3 +215,81 @@ def test_conv_inputs_read(capsys) -> None:
     assert "taps" in _verdict(capsys, ex.check_conv_inputs_read(4), False)
     assert "taps" in _verdict(capsys, ex.check_conv_inputs_read(1), False)
     assert ex.check_conv_inputs_read(None) is False
+
+
+# --- notebooks 02, 04, 06 ---
+def test_decay_steps(capsys) -> None:
+    assert ex.check_decay_steps(None, dt=0.25, a=-2.0) is False
+    assert "replace None" in capsys.readouterr().out
+    _verdict(capsys, ex.check_decay_steps(10, dt=0.25, a=-2.0), True)  # exp(-0.5 k) < 0.01 from k = 10
+    assert "logarithm" in _verdict(capsys, ex.check_decay_steps(9, dt=0.25, a=-2.0), False)
+    _verdict(capsys, ex.check_decay_steps(1, dt=1.0, a=-10.0), True)
+    with pytest.raises(ValueError):
+        ex.check_decay_steps(1, dt=0.5, a=1.0)
+
+
+def test_conv_state_reads(capsys) -> None:
+    _verdict(capsys, ex.check_conv_state_reads(3, conv_kernel=4), True)
+    assert "new token" in _verdict(capsys, ex.check_conv_state_reads(4, conv_kernel=4), False)
+    _verdict(capsys, ex.check_conv_state_reads(1, conv_kernel=4), False)
+
+
+def test_conv_state_reads_matches_the_library() -> None:
+    from minihymba.ssm import causal_conv1d
+
+    k = 4
+    x, weight, state = torch.randn(1, 1, 3), torch.randn(3, k), torch.randn(1, 3, k)
+    out = causal_conv1d(x, weight, None, state)[0]
+    read = 0
+    for j in range(k):
+        poked = state.clone()
+        poked[..., j] += 1.0
+        read += not torch.equal(causal_conv1d(x, weight, None, poked)[0], out)
+    assert read == k - 1
+
+
+def test_chance_levels(capsys) -> None:
+    from minihymba.tasks import vocab_ranges
+
+    values = len(vocab_ranges(32)[1])
+    _verdict(capsys, ex.check_chance_levels((1 / values, 0.25)), True)
+    _verdict(capsys, ex.check_chance_levels((0.0714, 0.25), vocab_size=32, num_pairs=4), True)
+    out = _verdict(capsys, ex.check_chance_levels((1 / 32, 0.25)), False)
+    assert "value tokens" in out and "0.071" not in out
+    _verdict(capsys, ex.check_chance_levels((1 / values, 0.5)), False)
+
+
+def test_weakest_link(capsys) -> None:
+    measured = {"conv": 0.29, "scan": 0.55}
+    _verdict(capsys, ex.check_weakest_link("conv", measured), True)
+    _verdict(capsys, ex.check_weakest_link("scan", measured), False)
+    assert "knockout names" in _verdict(capsys, ex.check_weakest_link("mlp", measured), False)
+
+
+def test_decode_visible_keys(capsys) -> None:
+    _verdict(capsys, ex.check_decode_visible_keys((25, 24), window=16, n_meta=8), True)
+    assert "hub" in _verdict(capsys, ex.check_decode_visible_keys((25, 25), window=16, n_meta=8), False)
+    _verdict(capsys, ex.check_decode_visible_keys((24, 23), window=16, n_meta=8), False)
+
+
+def test_decode_visible_keys_matches_the_masks() -> None:
+    from minihymba.masks import decode_window, hymba_mask_mod, materialize
+
+    seen = [int(materialize(hymba_mask_mod(decode_window(16, hub), 8), 101)[0, 100].sum()) for hub in (0, 1)]
+    assert tuple(seen) == (25, 24)
+
+
+def test_top_p_kept(capsys) -> None:
+    probs = [0.5, 0.3, 0.1, 0.05, 0.05]
+    _verdict(capsys, ex.check_top_p_kept(2, probs, top_p=0.8), True)  # 0.5 + 0.3 reaches 0.8
+    _verdict(capsys, ex.check_top_p_kept(1, probs, top_p=0.4), True)
+    assert "sort" in _verdict(capsys, ex.check_top_p_kept(3, probs, top_p=0.8), False)
+
+
+def test_top_p_kept_matches_filter_logits() -> None:
+    from minihymba.generation import filter_logits
+
+    logits = torch.randn(1, 50, generator=torch.Generator().manual_seed(0))
+    for p in (0.3, 0.5, 0.9):
+        kept = int(torch.isfinite(filter_logits(logits, top_p=p)).sum())
+        assert ex.check_top_p_kept(kept, logits[0].softmax(-1).tolist(), top_p=p)

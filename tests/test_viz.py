@@ -163,6 +163,11 @@ def _every_plot() -> dict[str, list[Callable[[], Figure]]]:
         "plot_learning_curves": [lambda: viz.plot_learning_curves(_records())],
         "plot_hybrid_layer_diagram": [viz.plot_hybrid_layer_diagram],
         "plot_sequence_diagram": [viz.plot_sequence_diagram, lambda: viz.plot_sequence_diagram(2, 5, 2, 3)],
+        "plot_offset_profile": [
+            lambda: viz.plot_offset_profile(
+                torch.tensor([[0.1, 0.2, 0.7], [0.3, 0.3, 0.4]]), torch.full((3,), 0.2)
+            )
+        ],
         "plot_kv_sharing_diagram": [
             lambda: viz.plot_kv_sharing_diagram(TINY),
             lambda: viz.plot_kv_sharing_diagram(HymbaConfig()),
@@ -221,3 +226,11 @@ def test_save_figure_writes_at_least_150_dpi(tmp_path) -> None:
         width, _ = png.size
     assert viz.DPI >= 150 and min(dpi_x, dpi_y) >= 149.9
     assert width >= 0.5 * fig.get_figwidth() * 150  # pixels, not only the header: (cropped to the drawing)
+
+
+def test_offset_profile_draws_one_line_per_head_and_the_uniform_baseline() -> None:
+    fig = viz.plot_offset_profile(torch.tensor([[0.1, 0.2, 0.7], [0.3, 0.3, 0.4]]), torch.full((3,), 0.2))
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 3 and "offset" in ax.get_xlabel() and ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_legend().get_texts()][-1].startswith("uniform")
+    _check(fig, 1)
