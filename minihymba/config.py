@@ -23,50 +23,50 @@ A field missing from ``config.json`` means what it means to NVIDIA's configurati
 ``HymbaConfig`` in the hub's ``configuration_hymba.py``), or the file is refused, naming the field --
 never another default:
 
-=============================== ================================ =========================================
-hub field                       NVIDIA's default when missing    minihymba when missing
-=============================== ================================ =========================================
-vocab_size                      65536                            refused (a size of another model)
-hidden_size                     4096                             refused (a size of another model)
-num_hidden_layers               32                               refused (a size of another model)
-num_attention_heads             32                               refused (a size of another model)
-num_key_value_heads             8 (``null``: one per head)       refused; ``null``: num_attention_heads
-intermediate_size               14336                            refused (a size of another model)
-mlp_hidden_act                  none (its MLP reads the field)   refused
-hidden_act                      "silu"                           "silu"
-mamba_expand                    2                                2
-mamba_d_state                   16                               16
-mamba_d_conv                    4                                4
-mamba_dt_rank                   "auto" = ceil(hidden_size / 16)  "auto"
-mamba_conv_bias                 true                             true
-mamba_proj_bias                 false                            false
-mamba_inner_layernorms          true                             true
-num_memory_tokens               0 (no meta tokens)               0
-memory_tokens_interspersed_every 0                               0
-sliding_window                  null (every layer global)        null
-global_attn_idx                 null                             null without a sliding_window; refused
-                                                                 with one (NVIDIA's attention paths then
-                                                                 disagree about which layers are global)
-kv_reuse_group                  null (no sharing)                null
-kv_reuse_every_i_layer          -1 (no sharing)                  -1
-kv_weight_reuse                 false                            false
-rope                            false (no rotary embedding)      false
-rope_type                       null (plain RoPE)                "default" (plain RoPE)
-rope_theta                      10000.0                          10000.0
-max_position_embeddings         262144                           262144
-orig_max_position_embeddings    null                             null
-rms_norm_eps                    1e-6                             1e-6
-tie_word_embeddings             false (a separate lm_head)       false
-bos_token_id                    1                                1
-eos_token_id                    2                                2
-pad_token_id                    0                                0
-num_experts                     16 (a mixture of experts)        refused (minihymba has one dense MLP)
-kq_norm                         null (none)                      null
-attn_hidden_size, kq_head_dim   -1                               -1
-layer_type                      ignored (every layer hybrid)     every layer hybrid ("h")
-model_type                      "hymba"                          "hymba"
-torch_dtype                     null                             null (informational only)
-=============================== ================================ =========================================
+================================= ================================ =========================================
+hub field                         NVIDIA's default when missing    minihymba when missing
+================================= ================================ =========================================
+vocab_size                        65536                            refused (a size of another model)
+hidden_size                       4096                             refused (a size of another model)
+num_hidden_layers                 32                               refused (a size of another model)
+num_attention_heads               32                               refused (a size of another model)
+num_key_value_heads               8 (``null``: one per head)       refused; ``null``: num_attention_heads
+intermediate_size                 14336                            refused (a size of another model)
+mlp_hidden_act                    none (its MLP reads the field)   refused
+hidden_act                        "silu"                           "silu"
+mamba_expand                      2                                2
+mamba_d_state                     16                               16
+mamba_d_conv                      4                                4
+mamba_dt_rank                     "auto" = ceil(hidden_size / 16)  "auto"
+mamba_conv_bias                   true                             true
+mamba_proj_bias                   false                            false
+mamba_inner_layernorms            true                             true
+num_memory_tokens                 0 (no meta tokens)               0
+memory_tokens_interspersed_every  0                                0
+sliding_window                    null (every layer global)        null
+global_attn_idx                   null                             null without a sliding_window; refused
+                                                                   with one (NVIDIA's attention paths then
+                                                                   disagree about which layers are global)
+kv_reuse_group                    null (no sharing)                null
+kv_reuse_every_i_layer            -1 (no sharing)                  -1
+kv_weight_reuse                   false                            false
+rope                              false (no rotary embedding)      false
+rope_type                         null (plain RoPE)                "default" (plain RoPE)
+rope_theta                        10000.0                          10000.0
+max_position_embeddings           262144                           262144
+orig_max_position_embeddings      null                             null
+rms_norm_eps                      1e-6                             1e-6
+tie_word_embeddings               false (a separate lm_head)       false
+bos_token_id                      1                                1
+eos_token_id                      2                                2
+pad_token_id                      0                                0
+num_experts                       16 (a mixture of experts)        refused (minihymba has one dense MLP)
+kq_norm                           null (none)                      null
+attn_hidden_size, kq_head_dim     -1                               -1
+layer_type                        ignored (every layer hybrid)     every layer hybrid ("h")
+model_type                        "hymba"                          "hymba"
+torch_dtype                       null                             null (informational only)
+================================= ================================ =========================================
 
 :data:`HUB_DEFAULTS` holds the right-hand column (``REFUSED`` marks the refusals).
 """
