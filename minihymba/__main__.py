@@ -1,8 +1,10 @@
 """Command line: ``python -m minihymba generate --model ID_OR_PATH --prompt "..."`` (also ``minihymba``).
 
 Loads a checkpoint (local directory or hub id; ``HF_HUB_OFFLINE=1`` is honoured) and its tokenizer,
-then streams the continuation to stdout as it is generated. Status messages go to stderr; problems
-(model not found, bad checkpoint) are reported on one line with a non-zero exit code.
+then streams the continuation to stdout as it is generated. Status messages go to stderr. Every problem
+(model not found, bad checkpoint, bad option value, no such device ...) is reported as one
+``minihymba: error: ...`` line on stderr saying what to fix, with exit code 1 (2 for a malformed command
+line); ``--debug`` shows the Python traceback as well.
 
     python -m minihymba generate --model nvidia/Hymba-1.5B-Instruct --chat --prompt "Who are you?"
     python -m minihymba generate --model ./my-checkpoint --prompt "Once upon" --temperature 0.8 --top-p 0.9
@@ -11,16 +13,20 @@ then streams the continuation to stdout as it is generated. Status messages go t
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
+import traceback
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
 __all__ = ["main", "build_parser", "TextPrinter"]
 
-EXIT_ERROR = 2
+EXIT_ERROR = 1  # a failure while running; argparse's usage errors exit with 2
+EXIT_USAGE = 2
+SEED_RANGE = (0, 2**64 - 1)  # what torch.Generator.manual_seed accepts
 
 
 class TextPrinter:
@@ -57,11 +63,28 @@ class TextPrinter:
         self.out.flush()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one ``minihymba: error: ...`` line like every other failure."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"minihymba: error: {message}\n")
+
+
+def _add_model_option(parser: argparse.ArgumentParser) -> None:
+    """The ``--model`` option: defined here only."""
+    parser.add_argument(
+        "--model", required=True, help="checkpoint directory or hub id (nvidia/Hymba-1.5B-Base)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minihymba", description="minihymba: a readable Hymba in PyTorch")
+    """The ``minihymba`` command line (sub-command ``generate``)."""
+    parser = _Parser(prog="minihymba", description="minihymba: a readable Hymba in PyTorch")
+    parser.add_argument("--debug", action="store_true", help="on an error, also print the Python traceback")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     gen = commands.add_parser("generate", help="generate text from a prompt (streams to stdout)")
-    gen.add_argument("--model", required=True, help="checkpoint directory or hub id (nvidia/Hymba-1.5B-Base)")
+    _add_model_option(gen)
     gen.add_argument("--prompt", required=True, help="the prompt text (the user message with --chat)")
     gen.add_argument("--chat", action="store_true", help="wrap the prompt in the Instruct chat format")
     gen.add_argument("--system", default=None, help="system message for --chat")
@@ -80,37 +103,70 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-p", type=float, default=None, help="sample from the top-p probability mass")
     gen.add_argument("--seed", type=int, default=None, help="seed for sampling")
     gen.add_argument("--hub-compat", action="store_true", help="decode like NVIDIA's cached generate")
+    gen.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,  # leaves the top-level --debug as it was when not given here
+        help="on an error, also print the Python traceback",
+    )
     return parser
 
 
-def _fail(message: str) -> int:
-    print(f"minihymba: error: {message}", file=sys.stderr)
-    return EXIT_ERROR
+class CommandError(Exception):
+    """A problem to report as one ``minihymba: error:`` line (the message says what to fix)."""
+
+
+# errors whose message is reported as it is (minihymba raises these with the culprit and the fix)
+_REPORTED = (CommandError, ValueError, TypeError, OSError, MemoryError, FloatingPointError)
+
+
+def _one_line(message: str) -> str:
+    """The whole message on one line (a library error's later lines hold its hint: keep them)."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
+def _device(name: str | None) -> torch.device:
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise CommandError(f"--device {name!r} is not a device: use cpu, cuda or cuda:N") from err
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as err:  # e.g. a CPU-only torch, or no such GPU
+        raise CommandError(
+            f"--device {name}: that device is not available here ({_one_line(str(err))}); use --device cpu"
+        ) from err
+    return device
 
 
 def _generate(args: argparse.Namespace) -> int:
     from .generation import check_generate_arguments, generate
     from .hub import resolve_checkpoint
-    from .loading import CheckpointError, load_pretrained
+    from .loading import load_pretrained
     from .tokenizer import load_tokenizer, render_chat
 
-    if args.temperature < 0:
-        return _fail(f"--temperature must be >= 0, got {args.temperature}")
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        raise CommandError(f"--temperature must be a finite number >= 0, got {args.temperature}")
+    if args.seed is not None and not SEED_RANGE[0] <= args.seed <= SEED_RANGE[1]:
+        raise CommandError(f"--seed must be in [0, 2**64 - 1], got {args.seed}")
     do_sample = args.temperature > 0 or args.top_k is not None or args.top_p is not None
     temperature = args.temperature if args.temperature > 0 else 1.0
     try:
         check_generate_arguments(args.max_new_tokens, do_sample, temperature, args.top_k, args.top_p)
     except ValueError as err:
-        return _fail(str(err))
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        option = {"max_new_tokens": "--max-new-tokens", "top_k": "--top-k", "top_p": "--top-p"}
+        message = str(err)
+        for name, flag in option.items():
+            message = message.replace(name, flag)
+        raise CommandError(message) from err
+    device = _device(args.device)
     dtype = args.dtype or ("bf16" if device.type == "cuda" else "fp32")
 
     print(f"minihymba: locating {args.model} ...", file=sys.stderr, flush=True)
-    try:
-        directory = resolve_checkpoint(args.model)
-        tokenizer = load_tokenizer(directory)
-    except (FileNotFoundError, OSError, ValueError) as err:
-        return _fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    directory = resolve_checkpoint(args.model)
+    tokenizer = load_tokenizer(directory)
     print(
         f"minihymba: loading weights from {directory} ({dtype}, {device}) ...",
         file=sys.stderr,
@@ -120,9 +176,9 @@ def _generate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         model = load_pretrained(directory, dtype=dtype, device=device).eval()
-    except (FileNotFoundError, CheckpointError, OSError, ValueError) as err:
-        print(file=sys.stderr)
-        return _fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    except BaseException:
+        print(file=sys.stderr)  # end the "loading weights ..." line before the error
+        raise
     print(
         f" done in {time.perf_counter() - start:.1f} s ({model.num_parameters():,} parameters)",
         file=sys.stderr,
@@ -137,7 +193,7 @@ def _generate(args: argparse.Namespace) -> int:
     else:
         ids = tokenizer(args.prompt)["input_ids"]
     if not ids:
-        return _fail("the prompt encodes to no tokens")
+        raise CommandError("the prompt encodes to no tokens: give a non-empty --prompt")
     input_ids = torch.tensor([ids], device=device)  # (1, T)
 
     eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else model.config.eos_token_id
@@ -146,22 +202,19 @@ def _generate(args: argparse.Namespace) -> int:
         generator = torch.Generator(device=device).manual_seed(args.seed)
     printer = TextPrinter(tokenizer, stop_ids=[] if eos is None else [eos])
     start = time.perf_counter()
-    try:
-        generate(
-            model,
-            input_ids,
-            max_new_tokens=args.max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            eos_token_id=eos,
-            generator=generator,
-            hub_compat=args.hub_compat,
-            streamer=printer,
-        )
-    except ValueError as err:
-        return _fail(str(err))
+    generate(
+        model,
+        input_ids,
+        max_new_tokens=args.max_new_tokens,
+        do_sample=do_sample,
+        temperature=temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        eos_token_id=eos,
+        generator=generator,
+        hub_compat=args.hub_compat,
+        streamer=printer,
+    )
     seconds = time.perf_counter() - start
     rate = printer.count / max(seconds, 1e-9)
     print(
@@ -172,16 +225,25 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0, 1 for a failure, 2 for a usage error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return EXIT_ERROR
+        return EXIT_USAGE
     try:
         return _generate(args)
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+    except Exception as err:  # every failure: one line (the traceback only with --debug)
+        if args.debug:
+            traceback.print_exc()
+        message = _one_line(str(err)) or "(no message)"
+        # the library's own errors say what is wrong; anything else is named by its type as well
+        kind = "" if isinstance(err, _REPORTED) else f"{type(err).__name__}: "
+        print(f"minihymba: error: {kind}{message}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -12,18 +12,233 @@ Glossary (used in shape comments across the package)
     H   num_heads (query heads)         Dk   head_dim (q/k head width) = D / H
     Hkv num_kv_heads                    Dv   v_head_dim = I / H
     W   sliding_window                  K    conv_kernel
+
+Reading ``config.json`` is strict: every field must have its JSON type (an integer must be a JSON integer,
+``64.7`` and ``"64"`` are refused; a switch must be ``true``/``false``, not ``"false"`` or ``1``) and lie in
+its range (``rope_theta`` and ``rms_norm_eps`` finite and > 0, ``orig_max_position_embeddings`` at most
+``max_position_embeddings``, token ids inside the vocabulary ...). A bad field raises ``ValueError`` naming
+it; nothing is coerced.
+
+A field missing from ``config.json`` means what it means to NVIDIA's configuration class (the
+``HymbaConfig`` in the hub's ``configuration_hymba.py``), or the file is refused, naming the field --
+never another default:
+
+================================= ================================ =========================================
+hub field                         NVIDIA's default when missing    minihymba when missing
+================================= ================================ =========================================
+vocab_size                        65536                            refused (a size of another model)
+hidden_size                       4096                             refused (a size of another model)
+num_hidden_layers                 32                               refused (a size of another model)
+num_attention_heads               32                               refused (a size of another model)
+num_key_value_heads               8 (``null``: one per head)       refused; ``null``: num_attention_heads
+intermediate_size                 14336                            refused (a size of another model)
+mlp_hidden_act                    none (its MLP reads the field)   refused
+hidden_act                        "silu"                           "silu"
+mamba_expand                      2                                2
+mamba_d_state                     16                               16
+mamba_d_conv                      4                                4
+mamba_dt_rank                     "auto" = ceil(hidden_size / 16)  "auto"
+mamba_conv_bias                   true                             true
+mamba_proj_bias                   false                            false
+mamba_inner_layernorms            true                             true
+num_memory_tokens                 0 (no meta tokens)               0
+memory_tokens_interspersed_every  0                                0
+sliding_window                    null (every layer global)        null
+global_attn_idx                   null                             null without a sliding_window; refused
+                                                                   with one (NVIDIA's attention paths then
+                                                                   disagree about which layers are global)
+kv_reuse_group                    null (no sharing)                null
+kv_reuse_every_i_layer            -1 (no sharing)                  -1
+kv_weight_reuse                   false                            false
+rope                              false (no rotary embedding)      false
+rope_type                         null (plain RoPE)                "default" (plain RoPE)
+rope_theta                        10000.0                          10000.0
+max_position_embeddings           262144                           262144
+orig_max_position_embeddings      null                             null
+rms_norm_eps                      1e-6                             1e-6
+tie_word_embeddings               false (a separate lm_head)       false
+bos_token_id                      1                                1
+eos_token_id                      2                                2
+pad_token_id                      0                                0
+num_experts                       16 (a mixture of experts)        refused (minihymba has one dense MLP)
+kq_norm                           null (none)                      null
+attn_hidden_size, kq_head_dim     -1                               -1
+layer_type                        ignored (every layer hybrid)     every layer hybrid ("h")
+model_type                        "hymba"                          "hymba"
+torch_dtype                       null                             null (informational only)
+================================= ================================ =========================================
+
+:data:`HUB_DEFAULTS` holds the right-hand column (``REFUSED`` marks the refusals).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HymbaConfig"]
+__all__ = ["HUB_DEFAULTS", "REFUSED", "HymbaConfig"]
+
+
+class _Refused:
+    """Marks a hub field that minihymba refuses to guess when ``config.json`` leaves it out."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def __repr__(self) -> str:
+        return f"REFUSED({self.why!r})"
+
+
+REFUSED = _Refused("no default")
+_OTHER_MODEL = _Refused("NVIDIA's default is a size of another model")
+
+# What a field missing from config.json becomes (see the table in the module docstring).
+HUB_DEFAULTS: dict[str, Any] = {
+    "vocab_size": _OTHER_MODEL,
+    "hidden_size": _OTHER_MODEL,
+    "num_hidden_layers": _OTHER_MODEL,
+    "num_attention_heads": _OTHER_MODEL,
+    "num_key_value_heads": _Refused("NVIDIA's default is 8 key/value heads, a size of another model"),
+    "intermediate_size": _OTHER_MODEL,
+    "mlp_hidden_act": _Refused("NVIDIA's configuration class has no default for it"),
+    "hidden_act": "silu",
+    "mamba_expand": 2,
+    "mamba_d_state": 16,
+    "mamba_d_conv": 4,
+    "mamba_dt_rank": "auto",
+    "mamba_conv_bias": True,
+    "mamba_proj_bias": False,
+    "mamba_inner_layernorms": True,
+    "num_memory_tokens": 0,
+    "memory_tokens_interspersed_every": 0,
+    "sliding_window": None,
+    "global_attn_idx": None,
+    "kv_reuse_group": None,
+    "kv_reuse_every_i_layer": -1,
+    "kv_weight_reuse": False,
+    "rope": False,
+    "rope_type": None,
+    "rope_theta": 10000.0,
+    "max_position_embeddings": 262144,
+    "orig_max_position_embeddings": None,
+    "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": False,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "pad_token_id": 0,
+    "num_experts": _Refused("NVIDIA's default is 16 experts; minihymba implements one dense MLP"),
+    "kq_norm": None,
+    "attn_hidden_size": -1,
+    "kq_head_dim": -1,
+    "layer_type": None,
+    "model_type": "hymba",
+    "torch_dtype": None,
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+class _HubFields:
+    """Typed, range-checked reads of a hub ``config.json`` dict (each error names the field)."""
+
+    def __init__(self, hf: dict[str, Any]) -> None:
+        self.hf = hf
+
+    def bad(self, key: str, expected: str) -> ValueError:
+        value = self.hf[key]
+        return ValueError(
+            f"config.json field {key!r} must be {expected}, got {value!r} (a JSON {_json_type(value)})"
+        )
+
+    def get(self, key: str) -> Any:
+        """The field's value, or its default from :data:`HUB_DEFAULTS` (ValueError if that is a refusal)."""
+        if key in self.hf:
+            return self.hf[key]
+        default = HUB_DEFAULTS[key]
+        if isinstance(default, _Refused):
+            raise ValueError(
+                f"config.json is missing the required field {key!r} ({default.why}); add it to config.json"
+            )
+        return default
+
+    def integer(self, key: str, minimum: int | None = None, nullable: bool = False) -> int | None:
+        value = self.get(key)
+        if value is None and nullable:
+            return None
+        if not _is_int(value) or (minimum is not None and value < minimum):
+            what = "a JSON integer" + (f" >= {minimum}" if minimum is not None else "")
+            raise self.bad(key, what + (" or null" if nullable else ""))
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self.get(key)
+        if not isinstance(value, bool):
+            raise self.bad(key, "a JSON boolean (true or false)")
+        return value
+
+    def positive_float(self, key: str) -> float:
+        value = self.get(key)
+        if not _is_number(value) or not math.isfinite(value) or value <= 0:
+            raise self.bad(key, "a finite number > 0")
+        return float(value)
+
+    def choice(self, key: str, allowed: tuple[Any, ...]) -> Any:
+        """The value if it is one of ``allowed`` (compared with its JSON type: 1 is not true)."""
+        value = self.get(key)
+        if not any(type(value) is type(a) and value == a for a in allowed):
+            raise ValueError(
+                f"config.json field {key!r} = {value!r} is not supported by minihymba "
+                f"(supported: {' or '.join(repr(a) for a in allowed)})"
+            )
+        return value
+
+    def int_list(self, key: str) -> list[int] | None:
+        value = self.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(_is_int(i) for i in value):
+            raise self.bad(key, "a JSON array of integers or null")
+        return value
+
+    def int_lists(self, key: str) -> list[list[int]] | None:
+        value = self.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(
+            isinstance(g, list) and all(_is_int(i) for i in g) for g in value
+        ):
+            raise self.bad(key, "a JSON array of arrays of integers, or null")
+        return value
 
 
 @dataclass(frozen=True)
@@ -83,11 +298,29 @@ class HymbaConfig:
 
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:
-        # Normalise list-like fields to tuples so the config is hashable and immutable.
-        object.__setattr__(self, "global_layers", tuple(int(i) for i in self.global_layers))
-        object.__setattr__(
-            self, "kv_share_groups", tuple(tuple(int(i) for i in g) for g in self.kv_share_groups)
-        )
+        # Normalise list-like fields to tuples so the config is hashable and immutable (no coercion:
+        # every layer index must already be an integer).
+        try:
+            layers = tuple(self.global_layers)
+            groups = tuple(tuple(g) for g in self.kv_share_groups)
+        except TypeError as err:
+            raise ValueError(
+                "HymbaConfig.global_layers must be a sequence of layer indices and "
+                f"HymbaConfig.kv_share_groups a sequence of sequences of them: {err}"
+            ) from err
+        if not all(_is_int(i) for i in layers):
+            raise ValueError(f"HymbaConfig.global_layers must hold integer layer indices, got {layers!r}")
+        if not all(_is_int(i) for g in groups for i in g):
+            raise ValueError(f"HymbaConfig.kv_share_groups must hold integer layer indices, got {groups!r}")
+        object.__setattr__(self, "global_layers", layers)
+        object.__setattr__(self, "kv_share_groups", groups)
+        for name in ("conv_bias", "proj_bias", "inner_layernorms", "rope", "tie_word_embeddings"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"HymbaConfig.{name} must be True or False, got {getattr(self, name)!r}")
+        for name in ("rope_theta", "rms_norm_eps"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"HymbaConfig.{name} must be a finite number > 0, got {value!r}")
         positive = (
             "vocab_size",
             "hidden_size",
@@ -106,7 +339,7 @@ class HymbaConfig:
                 raise ValueError(f"HymbaConfig.{name} must be a positive integer, got {value!r}")
         for name in ("intermediate_size", "num_meta_tokens"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
+            if not _is_int(value) or value < 0:
                 raise ValueError(f"HymbaConfig.{name} must be a non-negative integer, got {value!r}")
         if self.hidden_size % self.num_heads:
             raise ValueError(
@@ -123,9 +356,7 @@ class HymbaConfig:
                 f"HymbaConfig.mamba_expand * hidden_size ({self.d_inner}) must be divisible by "
                 f"num_heads ({self.num_heads}): it is split into value heads"
             )
-        if self.sliding_window is not None and (
-            not isinstance(self.sliding_window, int) or self.sliding_window <= 0
-        ):
+        if self.sliding_window is not None and (not _is_int(self.sliding_window) or self.sliding_window <= 0):
             raise ValueError(
                 f"HymbaConfig.sliding_window must be a positive integer or None, got {self.sliding_window!r}"
             )
@@ -133,12 +364,29 @@ class HymbaConfig:
             raise ValueError(f"HymbaConfig.mlp_act must be 'silu' or 'relu2', got {self.mlp_act!r}")
         if self.rope_type not in ("ntk", "default"):
             raise ValueError(f"HymbaConfig.rope_type must be 'ntk' or 'default', got {self.rope_type!r}")
-        if self.rope and self.rope_type == "ntk" and not self.orig_max_position_embeddings:
+        orig = self.orig_max_position_embeddings
+        if orig is not None and (not _is_int(orig) or not 0 < orig <= self.max_position_embeddings):
+            raise ValueError(
+                "HymbaConfig.orig_max_position_embeddings must be None or an integer in "
+                f"[1, max_position_embeddings={self.max_position_embeddings}], got {orig!r}"
+            )
+        if self.rope and self.rope_type == "ntk" and orig is None:
             raise ValueError("HymbaConfig.orig_max_position_embeddings is required when rope_type='ntk'")
         if self.rope and self.head_dim % 2:
             raise ValueError(f"HymbaConfig: RoPE needs an even head_dim, got {self.head_dim}")
-        if not (self.rms_norm_eps > 0):
-            raise ValueError(f"HymbaConfig.rms_norm_eps must be > 0, got {self.rms_norm_eps!r}")
+        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or not 0 <= value < self.vocab_size):
+                raise ValueError(
+                    f"HymbaConfig.{name} must be None or a token id in [0, vocab_size={self.vocab_size}), "
+                    f"got {value!r}"
+                )
+        if self.torch_dtype is not None and not isinstance(self.torch_dtype, str):
+            raise ValueError(
+                f"HymbaConfig.torch_dtype must be None or a dtype name, got {self.torch_dtype!r}"
+            )
+        if not isinstance(self.extra, dict):
+            raise ValueError(f"HymbaConfig.extra must be a dict, got {type(self.extra).__name__}")
         n = self.num_layers
         for i in self.global_layers:
             if not 0 <= i < n:
@@ -226,7 +474,11 @@ class HymbaConfig:
     # ------------------------------------------------------------------ hub format
     @classmethod
     def from_hf_config(cls, source: dict[str, Any] | str | os.PathLike) -> HymbaConfig:
-        """Build from a hub ``config.json`` (a dict, a path to the file, or its directory)."""
+        """Build from a hub ``config.json`` (a dict, a path to the file, or its directory).
+
+        Strict: every field is read with its JSON type and range, and a missing field takes NVIDIA's
+        default or is refused (the table in the module docstring). Raises ``ValueError`` naming the field.
+        """
         if not isinstance(source, dict):
             path = Path(source)
             if path.is_dir():
@@ -234,123 +486,138 @@ class HymbaConfig:
             if not path.is_file():
                 raise FileNotFoundError(f"no config.json at {path}")
             try:
-                source = json.loads(path.read_text())
-            except json.JSONDecodeError as err:
+                source = json.loads(path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
                 raise ValueError(f"{path} is not valid JSON: {err}") from err
-        hf = dict(source)
-        if hf.get("model_type", "hymba") != "hymba":
-            raise ValueError(f"config.json model_type is {hf.get('model_type')!r}, expected 'hymba'")
+            if not isinstance(source, dict):
+                raise ValueError(f"{path} must hold a JSON object, got a JSON {_json_type(source)}")
+        try:
+            return cls._from_hub_fields(_HubFields(dict(source)))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"bad Hymba config.json: {err}") from err
 
-        def need(key: str) -> Any:
-            if key not in hf:
-                raise ValueError(f"config.json is missing the required field {key!r}")
-            return hf[key]
-
+    @classmethod
+    def _from_hub_fields(cls, f: _HubFields) -> HymbaConfig:
+        hf = f.hf
+        f.choice("model_type", ("hymba",))
         # Fields the hub code reads but whose other values minihymba does not implement.
-        unsupported = {
-            "memory_tokens_interspersed_every": (0, None),
-            "kq_norm": ("none", None),
-            "hidden_act": ("silu", None),
-            "num_experts": (1, None),
-            "kv_weight_reuse": (False, None),
-        }
-        for key, allowed in unsupported.items():
-            if hf.get(key, allowed[0]) not in allowed:
-                raise ValueError(
-                    f"config.json field {key!r} = {hf[key]!r} is not supported by minihymba "
-                    f"(supported: {allowed[0]!r})"
-                )
-        hidden = int(need("hidden_size"))
-        heads = int(need("num_attention_heads"))
-        if hf.get("attn_hidden_size", -1) not in (-1, None, hidden):
+        f.choice("memory_tokens_interspersed_every", (0, None))
+        f.choice("kq_norm", ("none", None))
+        f.choice("hidden_act", ("silu",))
+        f.choice("num_experts", (1,))
+        f.choice("kv_weight_reuse", (False, None))
+        hidden = f.integer("hidden_size", minimum=1)
+        heads = f.integer("num_attention_heads", minimum=1)
+        assert hidden is not None and heads is not None
+        if f.get("attn_hidden_size") not in (-1, None, hidden) or isinstance(f.get("attn_hidden_size"), bool):
             raise ValueError(
                 f"config.json field 'attn_hidden_size' = {hf['attn_hidden_size']!r} is not supported "
                 f"(the checkpoint layout needs -1 or hidden_size={hidden})"
             )
-        if heads > 0 and hf.get("kq_head_dim", -1) not in (-1, None, hidden // heads):
+        if f.get("kq_head_dim") not in (-1, None, hidden // heads) or isinstance(f.get("kq_head_dim"), bool):
             raise ValueError(
                 f"config.json field 'kq_head_dim' = {hf['kq_head_dim']!r} is not supported "
                 f"(the checkpoint layout needs -1 or hidden_size/num_attention_heads={hidden // heads})"
             )
-        n_layers = int(need("num_hidden_layers"))
-        layer_type = hf.get("layer_type")
-        if layer_type is not None and any(t != "h" for t in layer_type):
-            raise ValueError(f"config.json field 'layer_type' must be all 'h' (hybrid), got {layer_type!r}")
-        groups = hf.get("kv_reuse_group")
-        every = int(hf.get("kv_reuse_every_i_layer", -1) or -1)
-        if groups is None and every > 0:  # the hub's older "share with the previous i-1 layers" form
+        n_layers = f.integer("num_hidden_layers", minimum=1)
+        assert n_layers is not None
+        layer_type = f.get("layer_type")
+        if layer_type is not None and (
+            not isinstance(layer_type, list)
+            or len(layer_type) != n_layers
+            or any(t != "h" for t in layer_type)
+        ):
+            raise ValueError(
+                f"config.json field 'layer_type' must be {n_layers} times 'h' (every layer hybrid), "
+                f"got {layer_type!r}"
+            )
+        kv_heads = f.integer("num_key_value_heads", minimum=1, nullable=True)
+        groups = f.int_lists("kv_reuse_group")
+        every = f.integer("kv_reuse_every_i_layer", nullable=True)
+        if (
+            groups is None and every is not None and every > 0
+        ):  # the hub's older "share with the previous i-1 layers" form
             groups = [list(range(s, min(s + every, n_layers))) for s in range(0, n_layers, every)]
             groups = [g for g in groups if len(g) > 1]
-        dt_rank = hf.get("mamba_dt_rank", "auto")
+        dt_rank = f.get("mamba_dt_rank")
         if dt_rank == "auto":
             dt_rank = -(-hidden // 16)
-        window = hf.get("sliding_window")
-        known = {
-            "vocab_size",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "num_key_value_heads",
-            "intermediate_size",
-            "mlp_hidden_act",
-            "mamba_expand",
-            "mamba_d_state",
-            "mamba_d_conv",
-            "mamba_dt_rank",
-            "mamba_conv_bias",
-            "mamba_proj_bias",
-            "mamba_inner_layernorms",
-            "num_memory_tokens",
-            "sliding_window",
-            "global_attn_idx",
-            "kv_reuse_group",
-            "rope",
-            "rope_type",
-            "rope_theta",
-            "max_position_embeddings",
-            "orig_max_position_embeddings",
-            "rms_norm_eps",
-            "tie_word_embeddings",
-            "bos_token_id",
-            "eos_token_id",
-            "pad_token_id",
-            "torch_dtype",
-        }
-        try:
-            return cls(
-                vocab_size=int(need("vocab_size")),
-                hidden_size=hidden,
-                num_layers=n_layers,
-                num_heads=heads,
-                num_kv_heads=int(hf.get("num_key_value_heads") or heads),
-                intermediate_size=int(need("intermediate_size")),
-                mlp_act=hf.get("mlp_hidden_act", "silu"),
-                mamba_expand=int(hf.get("mamba_expand", 2)),
-                ssm_state_size=int(hf.get("mamba_d_state", 16)),
-                conv_kernel=int(hf.get("mamba_d_conv", 4)),
-                dt_rank=int(dt_rank),
-                conv_bias=bool(hf.get("mamba_conv_bias", True)),
-                proj_bias=bool(hf.get("mamba_proj_bias", False)),
-                inner_layernorms=bool(hf.get("mamba_inner_layernorms", True)),
-                num_meta_tokens=int(hf.get("num_memory_tokens", 0) or 0),
-                sliding_window=None if window is None else int(window),
-                global_layers=tuple(hf.get("global_attn_idx") or ()),
-                kv_share_groups=tuple(tuple(g) for g in (groups or ())),
-                rope=bool(hf.get("rope", True)),
-                rope_type=hf.get("rope_type") or "default",
-                rope_theta=float(hf.get("rope_theta", 10000.0)),
-                max_position_embeddings=int(hf.get("max_position_embeddings", 8192)),
-                orig_max_position_embeddings=hf.get("orig_max_position_embeddings"),
-                rms_norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
-                tie_word_embeddings=bool(hf.get("tie_word_embeddings", True)),
-                bos_token_id=hf.get("bos_token_id"),
-                eos_token_id=hf.get("eos_token_id"),
-                pad_token_id=hf.get("pad_token_id"),
-                torch_dtype=hf.get("torch_dtype"),
-                extra={k: v for k, v in hf.items() if k not in known},
+        elif not _is_int(dt_rank) or dt_rank < 1:
+            raise f.bad("mamba_dt_rank", 'a JSON integer >= 1 or "auto"')
+        window = f.integer("sliding_window", minimum=1, nullable=True)
+        global_layers = f.int_list("global_attn_idx")
+        if global_layers is None and window is not None:
+            raise ValueError(
+                "config.json field 'global_attn_idx' is missing or null while 'sliding_window' is set: "
+                "NVIDIA's attention paths disagree on which layers are then global. List the global "
+                "layers ([] for none)"
             )
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"bad Hymba config.json: {err}") from err
+        rope_type = f.get("rope_type")
+        if rope_type is not None and not isinstance(rope_type, str):
+            raise f.bad("rope_type", 'a JSON string ("ntk" or "default") or null')
+        mlp_act = f.get("mlp_hidden_act")
+        if not isinstance(mlp_act, str):
+            raise f.bad("mlp_hidden_act", 'a JSON string ("silu" or "relu2")')
+        torch_dtype = f.get("torch_dtype")
+        if torch_dtype is not None and not isinstance(torch_dtype, str):
+            raise f.bad("torch_dtype", "a JSON string or null")
+        vocab = f.integer("vocab_size", minimum=1)
+        assert vocab is not None
+        token_ids = {}
+        for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            value = f.get(key)
+            if value is not None and (not _is_int(value) or not 0 <= value < vocab):
+                raise f.bad(key, f"null or a JSON integer token id in [0, vocab_size={vocab})")
+            token_ids[key] = value
+        max_pos = f.integer("max_position_embeddings", minimum=1)
+        assert max_pos is not None
+        orig = f.integer("orig_max_position_embeddings", minimum=1, nullable=True)
+        if orig is not None and orig > max_pos:
+            raise f.bad(
+                "orig_max_position_embeddings", f"at most max_position_embeddings ({max_pos}), or null"
+            )
+        known = {*HUB_DEFAULTS} - {
+            "hidden_act",
+            "num_experts",
+            "kq_norm",
+            "attn_hidden_size",
+            "kq_head_dim",
+            "layer_type",
+            "model_type",
+            "memory_tokens_interspersed_every",
+            "kv_reuse_every_i_layer",
+            "kv_weight_reuse",
+        }
+        return cls(
+            vocab_size=vocab,
+            hidden_size=hidden,
+            num_layers=n_layers,
+            num_heads=heads,
+            num_kv_heads=heads if kv_heads is None else kv_heads,
+            intermediate_size=f.integer("intermediate_size", minimum=0),
+            mlp_act=mlp_act,
+            mamba_expand=f.integer("mamba_expand", minimum=1),
+            ssm_state_size=f.integer("mamba_d_state", minimum=1),
+            conv_kernel=f.integer("mamba_d_conv", minimum=1),
+            dt_rank=dt_rank,
+            conv_bias=f.boolean("mamba_conv_bias"),
+            proj_bias=f.boolean("mamba_proj_bias"),
+            inner_layernorms=f.boolean("mamba_inner_layernorms"),
+            num_meta_tokens=f.integer("num_memory_tokens", minimum=0),
+            sliding_window=window,
+            global_layers=tuple(global_layers or ()),
+            kv_share_groups=tuple(tuple(g) for g in (groups or ())),
+            rope=f.boolean("rope"),
+            rope_type=rope_type or "default",
+            rope_theta=f.positive_float("rope_theta"),
+            max_position_embeddings=max_pos,
+            orig_max_position_embeddings=orig,
+            rms_norm_eps=f.positive_float("rms_norm_eps"),
+            tie_word_embeddings=f.boolean("tie_word_embeddings"),
+            torch_dtype=torch_dtype,
+            extra={k: v for k, v in hf.items() if k not in known},
+            **token_ids,
+        )
 
     def to_hf_config(self) -> dict[str, Any]:
         """The hub ``config.json`` dict for this config (inverse of :meth:`from_hf_config`)."""

@@ -27,6 +27,8 @@ Shapes: input_ids, attention_mask (B, T); step logits (B, V); result (B, T + N);
 
 from __future__ import annotations
 
+import math
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -37,7 +39,7 @@ from torch import Tensor, nn
 from .cache import HymbaCache
 from .config import HymbaConfig
 from .impl import Impl
-from .inputs import check_inputs
+from .inputs import WrongTypeError, check_left_padded, generation_mask
 
 __all__ = [
     "CausalLM",
@@ -156,20 +158,6 @@ def left_pad(
     return ids.to(device), mask.to(device)
 
 
-def check_left_padded(attention_mask: Tensor) -> None:
-    """Raise ValueError unless every row is zeros then ones, with at least one token."""
-    mask = attention_mask.long()
-    if bool((mask[:, -1] == 0).any()):
-        rows = torch.nonzero(mask[:, -1] == 0).flatten().tolist()
-        raise ValueError(
-            f"attention_mask rows {rows} end with padding: generate needs left padding (zeros on the "
-            "left, every row ending with a real token)"
-        )
-    if bool((mask[:, 1:] < mask[:, :-1]).any()):
-        rows = torch.nonzero((mask[:, 1:] < mask[:, :-1]).any(1)).flatten().tolist()
-        raise ValueError(f"attention_mask rows {rows} have padding after a token: use left padding only")
-
-
 def filter_logits(
     logits: Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
 ) -> Tensor:
@@ -208,24 +196,83 @@ def pick_next_token(
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_generate_arguments(
     max_new_tokens: int, do_sample: bool, temperature: float, top_k: int | None, top_p: float | None
 ) -> None:
-    """Raise ValueError for arguments :func:`generate` cannot use."""
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+    """Raise TypeError (a :class:`~minihymba.inputs.WrongTypeError`, also a ValueError) for an argument
+    of the wrong type and ValueError for one out of range, naming the argument."""
+    if not _is_int(max_new_tokens):
+        raise WrongTypeError(
+            f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r} "
+            f"({type(max_new_tokens).__name__})"
+        )
+    if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    if not isinstance(do_sample, bool):
+        raise WrongTypeError(
+            f"do_sample must be True or False, got {do_sample!r} ({type(do_sample).__name__})"
+        )
+    if not _is_real(temperature):
+        raise WrongTypeError(
+            f"temperature must be a number, got {temperature!r} ({type(temperature).__name__})"
+        )
+    if not math.isfinite(temperature):
+        raise ValueError(f"temperature must be finite, got {temperature!r}")
     if do_sample and not temperature > 0:
         raise ValueError(f"temperature must be > 0 when sampling, got {temperature!r} (use do_sample=False)")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+    if top_k is not None and not _is_int(top_k):
+        raise WrongTypeError(f"top_k must be an integer >= 1 or None, got {top_k!r} ({type(top_k).__name__})")
+    if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be an integer >= 1 or None, got {top_k!r}")
+    if top_p is not None and not _is_real(top_p):
+        raise WrongTypeError(
+            f"top_p must be a number in (0, 1] or None, got {top_p!r} ({type(top_p).__name__})"
+        )
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
 
 
-def _eos_ids(eos_token_id: int | Sequence[int] | None, device: torch.device) -> Tensor | None:
+def _check_token_id(name: str, value: object, vocab_size: int | None) -> None:
+    """TypeError unless ``value`` is a Python int; ValueError if negative or (given ``vocab_size``) not in
+    the vocabulary."""
+    if not _is_int(value):
+        raise WrongTypeError(
+            f"{name} must be a token id (a Python int) or None, got {value!r} ({type(value).__name__})"
+        )
+    assert isinstance(value, int)
+    if value < 0 or (vocab_size is not None and value >= vocab_size):
+        vocab = f"[0, {vocab_size})" if vocab_size is not None else "(ids are >= 0)"
+        raise ValueError(f"{name} {value} is outside the vocabulary {vocab}")
+
+
+def _eos_ids(eos_token_id: object, vocab_size: int, device: torch.device) -> Tensor | None:
+    """The stop ids as a tensor (None: never stop); TypeError/ValueError naming ``eos_token_id``."""
     if eos_token_id is None:
         return None
-    ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+    if isinstance(eos_token_id, (list, tuple)):
+        ids = list(eos_token_id)
+    elif _is_int(eos_token_id):
+        ids = [eos_token_id]
+    else:
+        raise WrongTypeError(
+            "eos_token_id must be a token id (a Python int), a list or tuple of them, or None, got "
+            f"{eos_token_id!r} ({type(eos_token_id).__name__})"
+        )
+    for value in ids:
+        _check_token_id("eos_token_id", value, None)
+    if ids and all(value >= vocab_size for value in ids):
+        raise ValueError(
+            f"eos_token_id {eos_token_id!r} lies outside the vocabulary [0, {vocab_size}): no row could ever "
+            "stop; pass an id of the vocabulary, or None for no stopping"
+        )
     return torch.tensor(ids, dtype=torch.long, device=device) if ids else None
 
 
@@ -284,17 +331,22 @@ def generate(
         eos_token_id = cfg.eos_token_id
     if isinstance(pad_token_id, _FromConfig):
         pad_token_id = cfg.pad_token_id
+    if pad_token_id is not None:
+        _check_token_id("pad_token_id", pad_token_id, cfg.vocab_size)
     pad = 0 if pad_token_id is None else pad_token_id
-    check_inputs(input_ids, attention_mask, cfg.vocab_size)
-    if attention_mask is not None:
-        check_left_padded(attention_mask)
-        if bool(attention_mask.bool().all()):
-            attention_mask = None  # nothing padded
-    b = input_ids.shape[0]
+    attention_mask = generation_mask(input_ids, attention_mask, cfg.vocab_size)  # None: nothing padded
+    b, t = input_ids.shape
     device = input_ids.device
-    eos = _eos_ids(eos_token_id, device)
+    eos = _eos_ids(eos_token_id, cfg.vocab_size, device)
+    if t > cfg.max_position_embeddings:
+        warnings.warn(
+            f"the prompt has {t} tokens, more than the model's max_position_embeddings "
+            f"({cfg.max_position_embeddings}): positions past it were never trained and the output may be "
+            "poor; shorten the prompt",
+            stacklevel=2,
+        )
 
-    new_ids = torch.full((b, max_new_tokens), pad, dtype=torch.long, device=device)  # (B, N)
+    chosen: list[Tensor] = []  # one (B,) tensor per step: the output grows as it is generated
     scores: list[Tensor] = []
     if max_new_tokens > 0:
         cache = meta_prefix_cache(model, b, impl) if use_meta_cache else model.new_cache(b)
@@ -304,6 +356,13 @@ def generate(
         logits = logits[:, -1]  # (B, V)
         finished = torch.zeros(b, dtype=torch.bool, device=device)
         for step in range(max_new_tokens):
+            if not bool(torch.isfinite(logits).all()):
+                rows = torch.nonzero(~torch.isfinite(logits).all(-1)).flatten().tolist()
+                raise FloatingPointError(
+                    f"generate: the next-token logits of step {step} (rows {rows}) hold NaN or inf; the "
+                    "weights hold non-finite values or the activations overflowed (float16?). Load with "
+                    "load_pretrained (it checks the weights) and run in float32 or bfloat16"
+                )
             if output_scores:
                 scores.append(logits)
             choice = pick_next_token(
@@ -315,7 +374,7 @@ def generate(
                 generator=generator,
             )
             choice = choice.masked_fill(finished, pad)  # (B,)
-            new_ids[:, step] = choice
+            chosen.append(choice)
             _emit(streamer, choice)
             if eos is not None:
                 finished |= torch.isin(choice, eos)
@@ -325,7 +384,15 @@ def generate(
             logits = step_out.logits[:, -1]
     if isinstance(streamer, Streamer):
         streamer.end()
-    ids = torch.cat([input_ids, new_ids], dim=1)  # (B, T + N)
+    try:
+        rest = torch.full((b, max_new_tokens - len(chosen)), pad, dtype=torch.long, device=device)
+        ids = torch.cat([input_ids, *(c[:, None] for c in chosen), rest], dim=1)  # (B, T + N)
+    except RuntimeError as err:  # includes torch.OutOfMemoryError
+        raise MemoryError(
+            f"generate: the result keeps the full width (batch {b}, prompt {t} + max_new_tokens "
+            f"{max_new_tokens}) but that does not fit in memory ({len(chosen)} tokens were generated before "
+            f"every row stopped): pass a smaller max_new_tokens. {err}"
+        ) from err
     if output_scores:
         v = cfg.vocab_size
         stacked = torch.stack(scores, 1) if scores else torch.zeros(b, 0, v, device=device)  # (B, steps, V)

@@ -43,14 +43,38 @@ class CheckpointError(ValueError):
     """A checkpoint that does not match its config: lists every problem found."""
 
 
+def _index_shards(index: Path) -> list[str]:
+    """The shard file names an index's ``weight_map`` points to, each a plain file name inside the
+    checkpoint directory (CheckpointError naming the index otherwise)."""
+    try:
+        content = json.loads(index.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{index} is not a valid safetensors index (bad JSON: {err})") from err
+    weight_map = content.get("weight_map") if isinstance(content, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(
+            f'{index} is not a valid safetensors index: it needs a non-empty "weight_map" object '
+            "{tensor name: shard file name}"
+        )
+    bad_names = sorted(
+        repr(v)
+        for v in weight_map.values()
+        if not isinstance(v, str) or Path(v).name != v or v in ("", ".", "..")
+    )
+    bad_keys = sorted(repr(k) for k, v in weight_map.items() if not isinstance(v, str))
+    if bad_names:
+        raise CheckpointError(
+            f"{index}: weight_map must name shard files inside the checkpoint directory (plain file names, "
+            f"no directories, absolute paths or '..'), got {', '.join(bad_names[:5])}"
+            + (f" (for tensors {', '.join(bad_keys[:5])})" if bad_keys else "")
+        )
+    return sorted(set(weight_map.values()))
+
+
 def _shard_files(directory: Path) -> list[Path]:
     index = directory / INDEX_FILE
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise CheckpointError(f"{index} is not a valid safetensors index: {err}") from err
-        files = sorted(set(weight_map.values()))
+        files = _index_shards(index)
         missing = [f for f in files if not (directory / f).is_file()]
         if missing:
             raise CheckpointError(f"{index} names shard files that do not exist: {missing}")
@@ -68,7 +92,10 @@ def _shard_files(directory: Path) -> list[Path]:
 
 
 def _read_headers(files: list[Path]) -> dict[str, tuple[Path, tuple[int, ...], str]]:
-    """{key: (file, shape, dtype)} from the safetensors headers (no tensor data is read)."""
+    """{key: (file, shape, dtype)} from the safetensors headers (no tensor data is read).
+
+    dtype is the safetensors name: "F32", "BF16", "I64", ...
+    """
     found: dict[str, tuple[Path, tuple[int, ...], str]] = {}
     for file in files:
         try:
@@ -85,8 +112,17 @@ def _read_headers(files: list[Path]) -> dict[str, tuple[Path, tuple[int, ...], s
     return found
 
 
-def _check_against(model: HymbaForCausalLM, found: dict[str, tuple[Path, tuple[int, ...], str]]) -> list[str]:
-    """Compare checkpoint headers with the model's state dict; returns the keys to load."""
+# safetensors dtype names of the floating-point dtypes a checkpoint may be stored in
+FLOAT_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
+
+
+def _check_against(
+    model: HymbaForCausalLM,
+    found: dict[str, tuple[Path, tuple[int, ...], str]],
+    dtype: torch.dtype | None,
+) -> list[str]:
+    """Compare checkpoint headers with the model's state dict (names, shapes, dtypes); returns the keys
+    to load, in the model's order (a tied head stored in the file is loaded too, to be compared)."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict(keep_vars=True).items()}
     tied = model.config.tie_word_embeddings
     optional = {TIED_HEAD} if tied else set()
@@ -97,20 +133,54 @@ def _check_against(model: HymbaForCausalLM, found: dict[str, tuple[Path, tuple[i
         for k in set(found) & set(expected)
         if found[k][1] != expected[k]
     )
+    not_float = sorted(f"{k} ({found[k][2]})" for k in found if found[k][2] not in FLOAT_DTYPES)
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing tensor(s): {', '.join(missing)}")
+        hint = ""
+        if TIED_HEAD in missing:
+            hint = (
+                " (config.json's tie_word_embeddings is false or missing, which NVIDIA's configuration "
+                "reads as false: set it to true if the head is the embedding matrix)"
+            )
+        problems.append(f"{len(missing)} missing tensor(s): {', '.join(missing)}{hint}")
     if unexpected:
         problems.append(f"{len(unexpected)} unexpected tensor(s): {', '.join(unexpected)}")
     if wrong:
         problems.append(f"{len(wrong)} tensor(s) with the wrong shape: {'; '.join(wrong)}")
+    if not_float:
+        problems.append(
+            f"{len(not_float)} tensor(s) not stored as floating point (every weight must be F16, BF16, "
+            f"F32 or F64): {', '.join(not_float)}"
+        )
+    stored = sorted({found[k][2] for k in found if found[k][2] in FLOAT_DTYPES})
+    if dtype is None and len(stored) > 1:
+        counts = ", ".join(f"{sum(found[k][2] == d for k in found)} in {d}" for d in stored)
+        problems.append(
+            f"tensors are stored in mixed floating-point dtypes ({counts}): pass dtype= (for example "
+            "dtype='float32') to convert them all to one dtype while loading"
+        )
     if problems:
         raise CheckpointError("checkpoint does not match its config.json:\n  " + "\n  ".join(problems))
-    return [k for k in expected if k in found and not (tied and k == TIED_HEAD)]
+    return [k for k in expected if k in found]
+
+
+def _check_finite(key: str, file: Path, tensor: torch.Tensor) -> None:
+    """CheckpointError unless every value of ``tensor`` is finite (one aminmax pass: NaN propagates into
+    the min/max, inf is the min or the max)."""
+    if tensor.numel() == 0:
+        return
+    low, high = torch.aminmax(tensor)
+    if not (bool(torch.isfinite(low)) and bool(torch.isfinite(high))):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise CheckpointError(
+            f"tensor {key!r} in {file.name} holds {bad} NaN or infinite value(s) (after conversion to "
+            f"{tensor.dtype}): the checkpoint is corrupt or was saved from a diverged run; re-download or "
+            "re-export it (pass check_finite=False to load it anyway)"
+        )
 
 
 def _stream_tensors(
-    keys: list[str], found: dict, dtype: torch.dtype | None, device: torch.device
+    keys: list[str], found: dict, dtype: torch.dtype | None, device: torch.device, check_finite: bool = True
 ) -> Iterator[tuple[str, torch.Tensor]]:
     by_file: dict[Path, list[str]] = {}
     for key in keys:
@@ -122,7 +192,10 @@ def _stream_tensors(
                     tensor = f.get_tensor(key)
                     if dtype is not None and tensor.is_floating_point():
                         tensor = tensor.to(dtype)
-                    yield key, tensor.to(device)
+                    tensor = tensor.to(device)
+                    if check_finite:
+                        _check_finite(key, file, tensor)
+                    yield key, tensor
         except SafetensorError as err:
             raise CheckpointError(f"cannot read tensors from {file} (truncated?): {err}") from err
 
@@ -133,25 +206,51 @@ def load_pretrained(
     dtype: torch.dtype | str | None = None,
     device: torch.device | str = "cpu",
     revision: str | None = None,
+    check_finite: bool = True,
 ) -> HymbaForCausalLM:
     """Load a Hymba checkpoint (local directory or hub repo id) into a :class:`HymbaForCausalLM`.
 
-    ``dtype``: convert floating tensors to this dtype while reading (default: keep the stored dtype).
+    ``dtype``: convert floating tensors to this dtype while reading (default: keep the stored dtype; a
+    checkpoint stored in mixed dtypes then needs one). ``check_finite``: refuse a tensor holding NaN or
+    inf (one min/max pass per tensor while it is read).
+
+    Before any tensor data is read, the headers are checked: names, shapes and dtypes (floating point
+    only). A checkpoint that stores its own ``lm_head.weight`` while ``config.json`` says the head is tied
+    to the embeddings must hold the same matrix there.
+
     Raises :class:`CheckpointError` (listing every problem) for a checkpoint that does not match its
     config, ``ValueError`` for a bad config, ``FileNotFoundError`` when nothing can be found.
     """
     dtype = None if dtype is None else as_dtype(dtype)
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"device={device!r} is not a torch device (use 'cpu', 'cuda', 'cuda:1', ...)"
+        ) from err
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as err:  # torch built without that backend, or no such GPU
+        raise ValueError(f"device {device} is not available here ({err}); use device='cpu'") from err
     directory = resolve_checkpoint(name_or_path, revision)
     config = HymbaConfig.from_hf_config(directory / "config.json")
     files = _shard_files(directory)
     found = _read_headers(files)
     with torch.device("meta"):
         model = HymbaForCausalLM(config)
-    keys = _check_against(model, found)
-    state = dict(_stream_tensors(keys, found, dtype, device))
+    keys = _check_against(model, found, dtype)
+    state = dict(_stream_tensors(keys, found, dtype, device, check_finite))
     if config.tie_word_embeddings:
-        state[TIED_HEAD] = state["model.embed_tokens.weight"]
+        embeddings = state["model.embed_tokens.weight"]
+        stored_head = state.pop(TIED_HEAD, None)
+        if stored_head is not None and not torch.equal(stored_head, embeddings):
+            raise CheckpointError(
+                f"{found[TIED_HEAD][0].name} holds its own lm_head.weight, different from "
+                "model.embed_tokens.weight, but config.json says tie_word_embeddings=true (the head would "
+                "be discarded): set tie_word_embeddings to false in config.json to use the checkpoint's "
+                "head, or remove lm_head.weight from the checkpoint"
+            )
+        state[TIED_HEAD] = embeddings
     model.load_state_dict(state, strict=True, assign=True)
     if config.tie_word_embeddings:  # assign=True replaced the Parameter objects: tie them again
         model.lm_head.weight = model.model.embed_tokens.weight

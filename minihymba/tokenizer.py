@@ -37,18 +37,27 @@ __all__ = ["CHAT_ROLES", "load_tokenizer", "render_chat", "encode_chat"]
 CHAT_ROLES = ("system", "user", "assistant", "tool")
 _TURN_HEADERS = {"user": "User", "assistant": "Assistant", "tool": "Tool"}
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+_JSON_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
 
 
 def load_tokenizer(name_or_path: str | os.PathLike, *, revision: str | None = None) -> Any:
     """The tokenizer of a checkpoint directory or hub repo id (``transformers.AutoTokenizer``).
 
-    Raises FileNotFoundError when the directory has no tokenizer files or the hub id cannot be fetched.
+    Raises FileNotFoundError when the directory has no tokenizer files or the hub id cannot be fetched,
+    ValueError naming the file when a tokenizer file is broken (not JSON, or not a tokenizer).
     """
     directory = resolve_checkpoint(name_or_path, revision=revision)
     if not any((directory / name).is_file() for name in _TOKENIZER_FILES):
         raise FileNotFoundError(
             f"no tokenizer files in {directory} (expected one of {', '.join(_TOKENIZER_FILES)})"
         )
+    for name in _JSON_FILES:  # a broken JSON file is named here, not deep inside transformers
+        path = directory / name
+        if path.is_file():
+            try:
+                json.loads(path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as err:
+                raise ValueError(f"{path} is not valid JSON ({err}): re-download or re-create it") from err
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -56,6 +65,12 @@ def load_tokenizer(name_or_path: str | os.PathLike, *, revision: str | None = No
     hf_logging.set_verbosity_error()  # silence "model of type hymba" notes: only the tokenizer is loaded
     try:
         return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
+    except Exception as err:  # transformers raises many types for a tokenizer it cannot build
+        present = [name for name in _TOKENIZER_FILES if (directory / name).is_file()]
+        raise ValueError(
+            f"cannot load the tokenizer from {directory} (files {', '.join(present)}): "
+            f"{type(err).__name__}: {err}"
+        ) from err
     finally:
         hf_logging.set_verbosity(verbosity)
 

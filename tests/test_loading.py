@@ -195,8 +195,9 @@ def test_hub_error_becomes_file_not_found(monkeypatch):
     def failing(**kw):
         raise OSError("no network")
 
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", failing)
-    with pytest.raises(FileNotFoundError, match=r"someorg/Nothing.*no network"):
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", failing)  # not in the cache
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, *a, **kw: failing())  # no hub
+    with pytest.raises(FileNotFoundError, match=r"someorg/Nothing.*no network.*hf download someorg/Nothing"):
         load_pretrained("someorg/Nothing")
 
 
