@@ -138,7 +138,7 @@ def compiled_scan_unavailable_reason(device_type: str) -> str:
 
 
 def compiled_scan_available(device: torch.device | str = "cpu") -> bool:
-    """Whether :func:`selective_scan_compiled` can run on ``device`` (a C++ compiler on CPU, Triton on CUDA)."""
+    """Whether :func:`selective_scan_compiled` can run on ``device`` (C++ compiler on CPU, Triton on CUDA)."""
     return not compiled_scan_unavailable_reason(torch.device(device).type)
 
 
@@ -152,7 +152,8 @@ def _compiled(kind: str, key: tuple) -> Callable[..., tuple[Tensor, ...]]:
     per-code-object cache and recompile limit see one entry per key (a process may hold many models).
     """
     fn = chunk_forward if kind == "forward" else chunk_backward
-    copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, f"{fn.__name__}_{'_'.join(map(str, key))}")
+    name = f"{fn.__name__}_{'_'.join(map(str, key))}"
+    copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, name)
     return torch.compile(copy, fullgraph=True, dynamic=False)
 
 
