@@ -1,9 +1,9 @@
 """S1, S2: one layer's selective scan at Hymba's width (I=3200, N=16), B=1, fp32.
 
 S1: the fused CPU scan and the compiled chunked scan (the "auto" choice for L >= 32 with a C++
-compiler) against the scan that builds ``exp(dt*A)`` and ``dt*B*x`` as (B, I, L, N) tensors first (mamba-ssm's reference form); also the
-time-major (B, L, I, N) variant and the reference loop. S2: the Blelloch parallel scan against the fused
-loop (report only: slower on a few CPU cores).
+compiler) against the scan that builds ``exp(dt*A)`` and ``dt*B*x`` as (B, I, L, N) tensors first
+(mamba-ssm's reference form); also the time-major (B, L, I, N) variant and the reference loop. S2: the
+Blelloch parallel scan against the fused loop (report only: slower on a few CPU cores).
 
 Shapes: x, dt, z (1, L, I); A (I, N); B, C (1, L, N); D (I,).
 """
