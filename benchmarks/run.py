@@ -11,6 +11,7 @@ Each benchmark compares minihymba with a baseline or a physical floor measured i
     D2  one cached decode step vs re-running the full forward over prompt + 1 (what a no-cache loop pays)
     C1  cache bytes after an 8k prompt + 1 step: measured == formula; ratio to no-SWA/no-sharing
     L1  loading a real-shape 1.5B bf16 checkpoint: time vs reading its bytes, peak RSS vs its bytes
+    T1  one AdamW step of an 8M-param Hymba (fused / compiled scan) vs the GEMM floor of fwd + bwd
 
 S1/S2 and D1/D2 share one workload each: ``--only S2`` measures S1 too and shows the S2 rows.
 ``--quick`` runs every benchmark at toy sizes (the smoke test); its numbers mean nothing and get no
@@ -36,6 +37,7 @@ MODULES = (
     "decode",  # D1, D2
     "cache",  # C1
     "load",  # L1
+    "train_step",  # T1
 )
 
 

@@ -231,7 +231,12 @@ class HybridMixer(nn.Module):
             padded=ctx.valid is not None,
         )
         inp, conv_state = self.ssm_inputs(xs, z, valid=ctx.valid, conv_state=conv_state, conv_impl=conv_impl)
-        scan_impl = choose_scan(ctx.impl, device=xs.device, length=s, has_state=h0 is not None)
+        needs_grad = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (inp.xc, inp.dt, inp.A, inp.B, inp.C, inp.D, inp.z, h0)
+        )
+        scan_impl = choose_scan(
+            ctx.impl, device=xs.device, length=s, has_state=h0 is not None, needs_grad=needs_grad
+        )
         y, h = selective_scan(inp.xc, inp.dt, inp.A, inp.B, inp.C, inp.D, inp.z, h0, impl=scan_impl)
         if cache is not None:  # states are kept in the model dtype
             cache.set_ssm_states(layer, conv_state, h, xs.dtype)

@@ -26,10 +26,25 @@ attention one query per row on CPU (a decode step)                       ``"eage
 attention CUDA, more than one query                                     ``"flex_compiled"``
 attention otherwise                                                     ``"sdpa"``
 scan      CUDA, mamba-ssm importable, the kernel covers the call         ``"cuda"``
-scan      otherwise                                                     ``"fused"``
+scan      all states asked for (``return_all_states``)                   ``"fused"``
+scan      CPU, a C++ compiler found, and a gradient needed (training)    ``"compiled"`` (chunked, compiled
+                                                                        forward and backward)
+scan      CPU, a C++ compiler found, L >= ``COMPILED_MIN_LENGTH`` (32)   ``"compiled"``
+scan      otherwise: short calls and decode steps, no C++ compiler,      ``"fused"`` (no compile step)
+          CUDA without mamba-ssm
 conv      CUDA, causal-conv1d importable, the kernel covers the call     ``"cuda"``
 conv      otherwise                                                     ``"ref"``
 ========= ============================================================= ===================================
+
+What ``"compiled"`` costs and needs (:mod:`minihymba.scan_compiled`): ``torch.compile`` with a C++
+compiler on CPU (``g++``/``clang++`` on PATH, or ``$CXX``;
+:func:`~minihymba.scan_compiled.compiled_scan_available` checks).
+The first call in a process for a new (batch, width, state size) compiles a forward chunk
+(and, with a gradient, a backward chunk) once for every sequence length: tens of seconds on a cold cache,
+1-3 s per graph once inductor's on-disk FX graph cache (``TORCHINDUCTOR_CACHE_DIR``, default
+``/tmp/torchinductor_$USER``; on unless ``TORCHINDUCTOR_FX_GRAPH_CACHE=0``) holds the kernels. Without a
+C++ compiler ``"auto"`` runs ``"fused"``; an explicit ``Impl(scan="compiled")`` raises RuntimeError.
+On CUDA the compiled scan (Triton) is opt-in until it has been measured on a GPU.
 
 ``Impl.reference()`` is every reference at once (what the parity tests compare against).
 
@@ -49,6 +64,7 @@ __all__ = [
     "ATTENTION_IMPLS",
     "FLEX_IMPLS",
     "CONV_IMPLS",
+    "COMPILED_MIN_LENGTH",
     "Impl",
     "choose_attention",
     "choose_scan",
@@ -58,6 +74,7 @@ __all__ = [
 FLEX_IMPLS = ("flex", "flex_compiled")  # attention impls that read a BlockMask rather than a dense mask
 ATTENTION_IMPLS = ("eager", "sdpa", *FLEX_IMPLS)
 CONV_IMPLS = ("ref", "cuda")
+COMPILED_MIN_LENGTH = 32  # "auto": inference calls at least this long run the compiled scan on CPU
 
 
 @dataclass(frozen=True)
@@ -99,14 +116,35 @@ def choose_attention(impl: Impl, *, queries: int, device: torch.device, need_pro
     return name
 
 
-def choose_scan(impl: Impl, *, device: torch.device, length: int, has_state: bool) -> str:
-    """The selective-scan implementation for one call (resolves ``"auto"``)."""
+def choose_scan(
+    impl: Impl,
+    *,
+    device: torch.device,
+    length: int,
+    has_state: bool,
+    needs_grad: bool = False,
+    all_states: bool = False,
+) -> str:
+    """The selective-scan implementation for one call (resolves ``"auto"`` by the table above).
+
+    ``needs_grad``: autograd will differentiate the scan (training); ``all_states``: every state is asked
+    for (``return_all_states``).
+    """
     if impl.scan != "auto":
         return impl.scan
     if device.type == "cuda":
         from . import kernels
 
-        return "cuda" if kernels.available() and kernels.scan_covers(length, has_state) else "fused"
+        if not all_states and kernels.available() and kernels.scan_covers(length, has_state):
+            return "cuda"
+        return "fused"
+    if all_states:
+        return "fused"
+    if needs_grad or length >= COMPILED_MIN_LENGTH:
+        from .scan_compiled import compiled_scan_available
+
+        if compiled_scan_available(device):
+            return "compiled"
     return "fused"
 
 

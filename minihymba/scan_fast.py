@@ -4,7 +4,7 @@ The recurrence (per channel c < I, state index n < N)::
 
     h_t = exp(dt_t * A) * h_{t-1} + dt_t * x_t * B_t        y_t = C_t . h_t + D * x_t,   y_t *= silu(z_t)
 
-Four ways to run it, all in float32:
+Three ways to run it, all in float32:
 
 * :func:`selective_scan_materialized` -- the textbook form (the one in mamba-ssm's reference and the HF
   slow path): first build ``exp(dt * A)`` and ``dt * B * x`` for *all* steps as (Bt, I, L, N) tensors,
@@ -14,8 +14,8 @@ Four ways to run it, all in float32:
   write into a few preallocated (Bt, I, N) buffers (about 200 KB at Hymba's width, so they stay in
   cache). Same arithmetic, ~4x faster than the materialised form on 2 cores; what is left is five small
   ops per step, of which the exp is 40 %. It has a hand-written backward (:class:`ScanWithBackward`).
-* :func:`selective_scan_compiled` -- opt-in: chunks of 16 steps compiled by ``torch.compile`` into one
-  C++ kernel each, the state kept in registers; ~4x faster again, after a few seconds of compiling.
+* The compiled scan (chunks of steps compiled by ``torch.compile``, forward and backward) lives in
+  :mod:`minihymba.scan_compiled`.
 * :func:`selective_scan_blelloch` -- a work-efficient parallel prefix scan (Blelloch), O(log L) sequential
   steps instead of L. It is the shape of a GPU scan; on a 2-core CPU it is *slower* than the loop.
 
@@ -32,7 +32,6 @@ from torch import Tensor
 __all__ = [
     "selective_scan_fused",
     "ScanWithBackward",
-    "selective_scan_compiled",
     "selective_scan_materialized",
     "selective_scan_blelloch",
 ]
@@ -158,64 +157,6 @@ class ScanWithBackward(torch.autograd.Function):
         g_C = (states * gy_t[..., None]).sum(2)  # (L, Bt, N)
         tm = lambda t: t.transpose(0, 1)  # noqa: E731  time-major -> batch-major
         return tm(g_du * dt_t), tm(g_dt), g_A, tm(g_B), tm(g_C), carry
-
-
-def _scan_chunk(h: Tensor, dt: Tensor, du: Tensor, B: Tensor, C: Tensor, A: Tensor) -> tuple[Tensor, Tensor]:
-    """``c`` steps of the recurrence, written out (the Python loop unrolls when compiled). (Bt, c, .) inputs.
-
-    Every step is elementwise in (channel, state) but for the sum over N in y_t, so inductor turns the whole
-    chunk into one C++ loop nest that keeps each h[c, n] in a register across the c steps.
-    """
-    ys = []
-    for t in range(dt.shape[1]):
-        h = torch.exp(dt[:, t, :, None] * A) * h + du[:, t, :, None] * B[:, t, None, :]  # (Bt, I, N)
-        ys.append((h * C[:, t, None, :]).sum(-1))  # (Bt, I)
-    return h, torch.stack(ys, dim=1)  # (Bt, I, N), (Bt, c, I)
-
-
-_compiled_chunk: list = []  # torch.compile(_scan_chunk), created on first use
-
-
-def selective_scan_compiled(
-    x: Tensor,
-    dt: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    h0: Tensor | None = None,
-    return_all_states: bool = False,
-    *,
-    chunk: int = 16,
-) -> tuple[Tensor, ...]:
-    """The recurrence compiled by ``torch.compile`` in chunks of ``chunk`` steps (opt-in CPU fast path).
-
-    Each chunk is one generated C++ kernel (see :func:`_scan_chunk`): no per-step dispatch, no
-    temporaries, the state never leaves registers -- about 4x faster than :func:`selective_scan_fused` on
-    2 CPU cores. The first call for a new (batch, width, state) shape compiles (about 5 s, needs a C++
-    compiler); the last ``L mod chunk`` steps run the same function eagerly. Inference only: with a
-    gradient or ``return_all_states`` it runs :func:`selective_scan_fused` instead.
-    """
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, dt, A, B, C, D, z, h0)
-    )
-    if needs_grad or return_all_states:
-        return selective_scan_fused(x, dt, A, B, C, D, z, h0, return_all_states)
-    if not _compiled_chunk:
-        _compiled_chunk.append(torch.compile(_scan_chunk, fullgraph=True, dynamic=False))
-    length = x.shape[1]
-    x32, dt32, A32, B32, C32 = x.float(), dt.float(), A.float(), B.float(), C.float()
-    du = dt32 * x32  # (Bt, L, I)
-    h = _initial_state(x, A.shape[-1], h0)
-    ys = []
-    for start in range(0, length, chunk):
-        end = min(start + chunk, length)
-        run = _compiled_chunk[0] if end - start == chunk else _scan_chunk  # the ragged tail: eager
-        h, y = run(h, dt32[:, start:end], du[:, start:end], B32[:, start:end], C32[:, start:end], A32)
-        ys.append(y)
-    y = torch.cat(ys, dim=1) if ys else x32.new_zeros(x.shape[0], 0, x.shape[2])  # (Bt, L, I)
-    return _finish(y, x32, D, z, x.dtype), h
 
 
 def selective_scan_materialized(

@@ -11,8 +11,9 @@ scan            what it is
 ``ref``         :func:`~minihymba.ssm.selective_scan_ref`: the recurrence, one time step at a time
 ``fused``       :func:`~minihymba.scan_fast.selective_scan_fused`: discretise inside the loop, buffers
                 reused (CPU fast path; with gradients it runs its hand-written backward)
-``compiled``    :func:`~minihymba.scan_fast.selective_scan_compiled`: chunks of steps compiled into one
-                C++ kernel each by ``torch.compile`` (needs a C++ compiler)
+``compiled``    :func:`~minihymba.scan_compiled.selective_scan_compiled`: fixed-size chunks of steps
+                compiled by ``torch.compile`` (one C++ kernel each), with a compiled chunked backward
+                (needs a C++ compiler; RuntimeError without one)
 ``blelloch``    :func:`~minihymba.scan_fast.selective_scan_blelloch`: the parallel prefix scan (log depth)
 ``materialized``:func:`~minihymba.scan_fast.selective_scan_materialized`: the textbook form that builds
                 (Bt, I, L, N) tensors first (the benchmark baseline)
@@ -29,14 +30,14 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from . import scan_fast, ssm
+from . import scan_compiled, scan_fast, ssm
 
 __all__ = ["SCAN_NAMES", "CONV_NAMES", "scan_function", "conv_function", "selective_scan", "causal_conv1d"]
 
 _CPU_SCANS: dict[str, Callable[..., tuple[Tensor, ...]]] = {
     "ref": ssm.selective_scan_ref,
     "fused": scan_fast.selective_scan_fused,
-    "compiled": scan_fast.selective_scan_compiled,
+    "compiled": scan_compiled.selective_scan_compiled,
     "blelloch": scan_fast.selective_scan_blelloch,
     "materialized": scan_fast.selective_scan_materialized,
 }

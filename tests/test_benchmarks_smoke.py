@@ -20,7 +20,7 @@ from benchmarks.harness import VERDICT, Row, at_least, at_most, exact, format_ta
 from benchmarks.run import all_benchmarks, select
 
 ROOT = Path(__file__).resolve().parent.parent
-IDS = {"S1", "S2", "A1", "P1", "P2", "D1", "D2", "C1", "L1"}
+IDS = {"S1", "S2", "A1", "P1", "P2", "D1", "D2", "C1", "L1", "T1"}
 
 
 def table_lines(text: str) -> list[str]:
