@@ -12,9 +12,11 @@ Every ``eval_every`` steps the model is scored on held-out batches (a disjoint s
 ``optimizer.safetensors`` (AdamW moments) and ``trainer_state.json`` (step, settings, history). ``resume``
 continues from there and gives the same weights as an uninterrupted run.
 
-CPU training runs SDPA attention (FlexAttention has no CPU backward) and, by default, the fused scan with
-its hand-written backward (``scan_impl="ref"`` runs the reference loop through autograd): the
-implementations are passed to every model call as :meth:`TrainConfig.impl`.
+CPU training runs SDPA attention (FlexAttention has no CPU backward) and, by default (``scan_impl="auto"``),
+the scan :mod:`minihymba.impl`'s policy picks: the chunked compiled scan with its compiled backward where a
+C++ compiler works, else the fused scan with its hand-written backward (``"ref"`` runs the reference loop
+through autograd). The implementations are passed to every model call as :meth:`TrainConfig.impl`; a
+run that must be reproduced names its scan explicitly (the shipped models' commands do).
 Runs are deterministic on CPU for a fixed seed, thread count and torch version.
 
 Tasks: the synthetic ones of :mod:`minihymba.tasks` (``mqar``, ``recall``, ``copy``, ``needle``), and
@@ -75,7 +77,7 @@ class TrainConfig:
     save_every: int = 0  # 0: only at the end
     seed: int = 0
     threads: int = 1
-    scan_impl: str = "fused"  # a minihymba.scans name: "fused" (hand-written backward) or "ref" (reference)
+    scan_impl: str = "auto"  # "auto" (minihymba.impl's policy) or a minihymba.scans name, e.g. "compiled"
     data: str = ""  # task "text": the corpus directory written by `python -m minihymba.corpus prepare/encode`
     # model size (see tiny_model_config)
     model_preset: str = "recall"  # "recall" (synthetic tasks) or "text" (the tiny-text architecture)
@@ -390,7 +392,8 @@ _FIELD_HELP = {
     "save_every": "also checkpoint to --out every this many steps (0: only at the end)",
     "seed": "seed of the weights and of the data stream",
     "threads": "torch threads (a run is deterministic for a seed, thread count and torch version)",
-    "scan_impl": "selective scan (minihymba.scans): fused = fast, with a hand-written backward; "
+    "scan_impl": "selective scan: auto = minihymba.impl's policy (compiled when a C++ compiler works, else "
+    "fused); compiled = chunked torch.compile scan with a compiled backward; fused = hand-written backward; "
     "ref = the reference loop through autograd",
     "data": "task text: the corpus directory written by `python -m minihymba.corpus prepare/encode`",
     "model_preset": "architecture: recall (one global layer, a KV pair) or text (tiny-text's layout)",
@@ -399,7 +402,7 @@ _FIELD_HELP = {
     "num_meta_tokens": "learnable meta tokens prepended to every sequence",
     "sliding_window": "attention window of the sliding-window layers",
 }
-_FIELD_CHOICES = {"scan_impl": SCAN_NAMES, "model_preset": ("recall", "text")}
+_FIELD_CHOICES = {"scan_impl": ("auto", *SCAN_NAMES), "model_preset": ("recall", "text")}
 
 
 def _parser() -> argparse.ArgumentParser:
