@@ -72,9 +72,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_model_option(parser: argparse.ArgumentParser) -> None:
-    """The ``--model`` option: defined here only."""
+    """The ``--model`` option: defined here only. Without it the shipped ``tiny-text`` model runs, offline."""
     parser.add_argument(
-        "--model", required=True, help="checkpoint directory or hub id (nvidia/Hymba-1.5B-Base)"
+        "--model",
+        default=None,
+        help="checkpoint directory or hub id (e.g. nvidia/Hymba-1.5B-Base); default: the shipped tiny-text "
+        "model (a 2M-parameter Hymba trained on the Python docs, runs offline; "
+        "see minihymba/assets/tiny-text/README.md)",
     )
 
 
@@ -142,6 +146,7 @@ def _device(name: str | None) -> torch.device:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from .assets import assets_path
     from .generation import check_generate_arguments, generate
     from .hub import resolve_checkpoint
     from .loading import load_pretrained
@@ -164,6 +169,8 @@ def _generate(args: argparse.Namespace) -> int:
     device = _device(args.device)
     dtype = args.dtype or ("bf16" if device.type == "cuda" else "fp32")
 
+    if args.model is None:
+        args.model = str(assets_path("tiny-text"))
     print(f"minihymba: locating {args.model} ...", file=sys.stderr, flush=True)
     directory = resolve_checkpoint(args.model)
     tokenizer = load_tokenizer(directory)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from minihymba import load_pretrained, load_tokenizer, render_chat
+from minihymba import assets_path, load_pretrained, load_tokenizer, render_chat
 
 TOKENIZER_DIR = Path(__file__).parent / "fixtures" / "tokenizer-tiny"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -122,5 +122,16 @@ def test_missing_local_directory_and_missing_tokenizer(tmp_path, fixture_dir):
 
 def test_usage_errors():
     assert run_cli().returncode != 0  # no subcommand: help on stderr
-    result = run_cli("generate", "--prompt", "hi")  # --model missing: argparse's usage error
-    assert result.returncode == 2 and "--model" in result.stderr
+    result = run_cli("generate")  # --prompt missing: argparse's usage error
+    assert result.returncode == 2 and "--prompt" in result.stderr
+
+
+def test_default_model_is_the_shipped_text_model_offline():
+    """No --model: the shipped tiny-text model and its tokenizer, with the network off (HF_HUB_OFFLINE)."""
+    model_dir = assets_path("tiny-text")
+    result = run_cli("generate", "--prompt", "The", "--max-new-tokens", "8")
+    assert result.returncode == 0, result.stderr
+    assert str(model_dir) in result.stderr and "Traceback" not in result.stderr
+    expected = expected_text(model_dir, load_tokenizer(model_dir)("The")["input_ids"], 8)
+    assert expected.strip()
+    assert result.stdout == expected + "\n"
