@@ -17,7 +17,9 @@ dense mask ``mask`` (S, S) bool (:func:`minihymba.masks.materialize` of
   second copy puts on the token *after* the previous occurrence of its own token (the induction pattern);
 * :func:`offset_profile` -- mean mass by relative offset q - k (a positional head peaks at one offset);
 * :func:`kind_mass` -- at chosen query rows, the mass on each kind of key (e.g. key / value / separator
-  tokens of a recall task) next to the share uniform attention would give that kind.
+  tokens of a recall task) next to the share uniform attention would give that kind;
+* :func:`layer_sinks` and :func:`head_scores` -- the same statistics for every layer of a model at once
+  (a model call with ``output_attentions=True``), as notebooks 01 and 07 use them.
 
 Scores average over the batch and over the real queries that can see the keys in question; each returns a
 (H,) tensor (one score per head) together with the same statistic for uniform attention.
@@ -29,11 +31,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-__all__ = ["SinkMass", "sink_mass", "previous_token_score", "induction_score", "offset_profile", "kind_mass"]
+from .config import HymbaConfig
+from .masks import layer_mask_mod, materialize
+
+if TYPE_CHECKING:
+    from .model import HymbaForCausalLM
+
+__all__ = [
+    "SinkMass",
+    "sink_mass",
+    "previous_token_score",
+    "induction_score",
+    "offset_profile",
+    "kind_mass",
+    "layer_masks",
+    "layer_sinks",
+    "HeadScores",
+    "head_scores",
+]
 
 
 def _check(probs: Tensor, mask: Tensor) -> None:
@@ -163,3 +183,60 @@ def kind_mass(
         mass[kind] = p[..., cols].sum(-1).mean((0, 2))  # (H,)
         uniform[kind] = float((visible[:, cols].sum(-1) / visible.sum(-1)).mean())
     return mass, uniform
+
+
+def layer_masks(config: HymbaConfig, seq_len: int) -> list[Tensor]:
+    """The dense (S, S) bool mask of every layer for a fresh sequence of ``seq_len`` real tokens (S = M+T)."""
+    s = config.num_meta_tokens + seq_len
+    return [materialize(layer_mask_mod(config, i), s)[0] for i in range(config.num_layers)]
+
+
+@torch.no_grad()
+def layer_sinks(model: HymbaForCausalLM, input_ids: Tensor) -> list[SinkMass]:
+    """:func:`sink_mass` of every layer of ``model`` on ``input_ids`` (B, T), which start with BOS."""
+    attentions = model(input_ids, output_attentions=True).attentions
+    masks = layer_masks(model.config, input_ids.shape[1])
+    n_meta = model.config.num_meta_tokens
+    return [sink_mass(p, m, n_meta) for p, m in zip(attentions, masks, strict=True)]
+
+
+@dataclass
+class HeadScores:
+    """Per layer and head (all (L, H) tensors): previous-token and induction scores with their uniform
+    baselines (what a head spreading its mass evenly over the visible keys would score)."""
+
+    previous: Tensor
+    previous_uniform: Tensor
+    induction: Tensor
+    induction_uniform: Tensor
+
+
+@torch.no_grad()
+def head_scores(
+    model: HymbaForCausalLM, text_ids: Tensor, repeat_len: int, num_repeats: int = 32, seed: int = 0
+) -> HeadScores:
+    """Score every head of ``model``: previous-token on ``text_ids`` (B, T) (real text starting with BOS), and
+    induction on ``num_repeats`` sequences ``[BOS] + R + R`` of ``repeat_len`` random non-special tokens.
+
+    Random R cannot be predicted from the language, so mass on the token after R's earlier occurrence is
+    copying from context, not knowledge of text.
+    """
+    cfg, n_meta = model.config, model.config.num_meta_tokens
+    prev, prev_u = [], []
+    masks = layer_masks(cfg, text_ids.shape[1])
+    for p, m in zip(model(text_ids, output_attentions=True).attentions, masks, strict=True):
+        score, uniform = previous_token_score(p, m, n_meta)
+        prev.append(score)
+        prev_u.append(uniform)
+    generator = torch.Generator().manual_seed(seed)
+    first = 3  # the ids below are special (pad, bos, eos) in minihymba's tokenizers
+    r = torch.randint(first, cfg.vocab_size, (num_repeats, repeat_len), generator=generator)
+    bos = text_ids[:1, :1].expand(num_repeats, 1)
+    repeated = torch.cat([bos, r, r], dim=1)  # (num_repeats, 1 + 2 * repeat_len)
+    ind, ind_u = [], []
+    masks = layer_masks(cfg, repeated.shape[1])
+    for p, m in zip(model(repeated, output_attentions=True).attentions, masks, strict=True):
+        score, uniform = induction_score(p, m, n_meta, repeat_len)
+        ind.append(score)
+        ind_u.append(uniform)
+    return HeadScores(torch.stack(prev), torch.stack(prev_u), torch.stack(ind), torch.stack(ind_u))

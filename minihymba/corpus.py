@@ -73,6 +73,7 @@ __all__ = [
     "read_documents",
     "write_documents",
     "prepare",
+    "sample_windows",
     "build_tokenizer",
     "save_tokenizer",
     "train_tokenizer",
@@ -745,6 +746,20 @@ def unigram_loss(
 
 
 # -------------------------------------------------------------------------------- held-out sample
+
+
+def sample_windows(seq_len: int, tokenizer_dir: str | Path = TOKENIZER_DIR) -> Tensor:
+    """The shipped held-out sample (``heldout_sample.txt`` next to the tokenizer) as model inputs (N, T): its
+    paragraphs encoded as one document (blank lines between paragraphs, as inside a training document),
+    cut into back-to-back windows, each BOS + ``T - 1`` tokens -- the layout of :func:`heldout_batches`.
+    Needs no corpus on disk (the sample is committed), so notebooks and tests can use it anywhere."""
+    from tokenizers import Tokenizer
+
+    directory = Path(tokenizer_dir)
+    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    text = (directory / "heldout_sample.txt").read_text(encoding="utf-8")
+    stream = encode_documents(tokenizer, [text.rstrip("\n")])
+    return next(heldout_batches(stream, batch_size=stream.numel(), seq_len=seq_len))[0]
 
 
 def heldout_sample(documents: Sequence[str], paragraphs: int = 40, per_document: int = 2) -> str:

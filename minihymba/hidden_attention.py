@@ -36,6 +36,7 @@ __all__ = [
     "ssm_inputs",
     "segment_sum",
     "hidden_attention_matrix",
+    "ssm_attention_view",
     "ssm_output_from_attention",
     "hidden_attention",
     "ssm_branch_output",
@@ -107,6 +108,15 @@ def hidden_attention(
     inp = ssm_inputs(model, input_ids, layer)
     alpha = hidden_attention_matrix(inp.dt, inp.A, inp.B, inp.C, dtype)  # (B, I, S, S)
     return alpha.mean(dim=1) if average else alpha
+
+
+@torch.no_grad()
+def ssm_attention_view(model: HymbaForCausalLM, input_ids: Tensor, layer: int) -> Tensor:
+    """(S, S) for row 0 of ``input_ids``: the layer's SSM branch drawn like an attention map -- ``|alpha|``
+    averaged over the channels, each row normalised to sum to 1 (to set beside the attention heads; the
+    signs and per-channel detail of alpha are lost, so it shows *where* the branch reads, not how)."""
+    alpha = hidden_attention(model, input_ids[:1], layer)[0].abs().mean(0).float()  # (S, S)
+    return alpha / alpha.sum(-1, keepdim=True).clamp_min(1e-30)
 
 
 @torch.no_grad()

@@ -29,6 +29,8 @@ from .config import HymbaConfig
 
 __all__ = [
     "DPI",
+    "plot_per_key_ratio",
+    "plot_head_scores",
     "save_figure",
     "plot_architecture",
     "plot_param_counts",
@@ -778,4 +780,60 @@ def plot_offset_profile(
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
+    return fig
+
+
+def plot_per_key_ratio(
+    ratios: Mapping[str, Sequence[float]], title: str = "attention per key, relative to uniform"
+) -> Figure:
+    """One line per series (e.g. "meta tokens, with meta" / "first token, no meta"): per layer, the mass a
+    key of that group gets divided by the uniform share per key (:func:`minihymba.analysis.sink_mass`).
+    The dashed line at 1 is uniform attention; a sink sits far above it. Log scale: 2x and 1/2x look alike."""
+    fig = Figure(figsize=(6.5, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    markers = ["o", "s", "^", "D", "v", "P"]
+    for k, (name, vals) in enumerate(ratios.items()):
+        vals = np.asarray(vals, dtype=float)
+        ax.plot(
+            np.arange(len(vals)) + 0.06 * (k - (len(ratios) - 1) / 2), vals, marker=markers[k % 6], label=name
+        )
+    ax.axhline(1.0, color="k", ls="--", lw=0.8, label="uniform (1.0)")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("layer")
+    ax.set_ylabel("mass per key / uniform share\n(mean over heads, log scale)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def plot_head_scores(
+    scores: Mapping[str, torch.Tensor], baselines: Mapping[str, float] | None = None, title: str = ""
+) -> Figure:
+    """Heat maps (layers x heads) of per-head scores, one panel per score (e.g. previous-token, induction),
+    each cell annotated with its value; ``baselines`` names the uniform-attention score in the panel title."""
+    fig = Figure(figsize=(3.6 * len(scores), 3.4), layout="constrained")
+    for j, (name, values) in enumerate(scores.items()):
+        v = _np(values)
+        ax = fig.add_subplot(1, len(scores), j + 1)
+        image = ax.imshow(v, cmap="magma", vmin=0, vmax=max(float(v.max()), 1e-9), aspect="auto")
+        fig.colorbar(image, ax=ax, shrink=0.9).set_label("score (mean attention weight)", fontsize=8)
+        for (r, c), x in np.ndenumerate(v):
+            ax.text(
+                c,
+                r,
+                f"{x:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="w" if x < 0.6 * v.max() else "k",
+            )
+        ax.set_xticks(range(v.shape[1]))
+        ax.set_yticks(range(v.shape[0]))
+        ax.set_xlabel("head")
+        ax.set_ylabel("layer")
+        base = f"\n(uniform: {baselines[name]:.3f})" if baselines and name in baselines else ""
+        ax.set_title(f"{name}{base}", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig

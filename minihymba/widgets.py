@@ -10,7 +10,7 @@ Shapes: see :mod:`minihymba.viz`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import ipywidgets as w
 import torch
@@ -89,10 +89,12 @@ def attention_explorer(
     side: Callable[[int], torch.Tensor] | None = None,
     side_name: str = "SSM",
     show: bool = True,
+    tokens: Sequence[str] | None = None,
 ) -> w.VBox:
     """Layer / head / query-row viewer over ``model(..., output_attentions=True).attentions`` (batch row 0).
 
-    ``side(layer)`` optionally gives a (Q, K) map drawn next to the head (e.g. the SSM branch's view).
+    ``side(layer)`` optionally gives a (Q, K) map drawn next to the head (e.g. the SSM branch's view);
+    ``tokens`` (one string per key, meta tokens included) labels the key axis.
     """
     n_layers, n_heads, q_len = len(attentions), attentions[0].shape[1], attentions[0].shape[2]
 
@@ -100,7 +102,7 @@ def attention_explorer(
         maps = {f"layer {layer} head {head}": attentions[layer][0, head]}
         if side is not None:
             maps[f"layer {layer} {side_name}"] = side(layer)
-        return viz.plot_attention_map(maps, n_meta=n_meta, query=query)
+        return viz.plot_attention_map(maps, n_meta=n_meta, query=query, tokens=tokens)
 
     controls = {
         "layer": w.IntSlider(0, 0, n_layers - 1, description="layer"),

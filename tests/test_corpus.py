@@ -403,3 +403,14 @@ def test_full_pipeline_reproduces_the_recorded_corpus(tmp_path: Path):
         assert manifest["sha256"][name] == recorded["sha256"][name], name
     digest = corpus.train_tokenizer(tmp_path, tmp_path / "tok")  # retrained: the same bytes
     assert digest == recorded["tokenizer"]["sha256_tokenizer_json"]
+
+
+def test_sample_windows_are_bos_plus_the_shipped_sample_in_order():
+    from minihymba.corpus import BOS_ID, EOS_ID, sample_windows
+
+    x = sample_windows(64)
+    assert x.dtype == torch.long and x.shape[1] == 64 and x.shape[0] >= 20
+    assert bool((x[:, 0] == BOS_ID).all()) and not bool((x[:, 1:] == BOS_ID).any())
+    assert int((x == EOS_ID).sum()) <= 1  # one document: at most its closing EOS
+    longer = sample_windows(128)
+    torch.testing.assert_close(longer[0, 1:64], x[0, 1:64], rtol=0, atol=0)  # the same stream, cut differently

@@ -134,7 +134,7 @@ def test_every_command_line_option_is_described():
     assert set(options) >= {f.name for f in dataclasses.fields(TrainConfig)}
     undescribed = [dest for dest, action in options.items() if not (action.help or "").strip()]
     assert not undescribed
-    assert tuple(options["scan_impl"].choices) == SCAN_NAMES
+    assert tuple(options["scan_impl"].choices) == ("auto", *SCAN_NAMES)
     assert sorted(options["task"].choices) == sorted([*TASKS, "text"])
     with pytest.raises(SystemExit):
         parser.parse_args(["--scan-impl", "no-such-scan"])

@@ -168,6 +168,12 @@ def _every_plot() -> dict[str, list[Callable[[], Figure]]]:
                 torch.tensor([[0.1, 0.2, 0.7], [0.3, 0.3, 0.4]]), torch.full((3,), 0.2)
             )
         ],
+        "plot_per_key_ratio": [lambda: viz.plot_per_key_ratio({"meta": [0.5, 2.0], "first": [3.0, 1.0]})],
+        "plot_head_scores": [
+            lambda: viz.plot_head_scores(
+                {"previous": torch.rand(3, 4), "induction": torch.rand(3, 4)}, {"previous": 0.05}
+            )
+        ],
         "plot_kv_sharing_diagram": [
             lambda: viz.plot_kv_sharing_diagram(TINY),
             lambda: viz.plot_kv_sharing_diagram(HymbaConfig()),
@@ -234,3 +240,14 @@ def test_offset_profile_draws_one_line_per_head_and_the_uniform_baseline() -> No
     assert len(ax.get_lines()) == 3 and "offset" in ax.get_xlabel() and ax.get_ylabel()
     assert [t.get_text() for t in ax.get_legend().get_texts()][-1].startswith("uniform")
     _check(fig, 1)
+
+
+def test_per_key_ratio_draws_one_line_per_series_and_the_uniform_line() -> None:
+    fig = viz.plot_per_key_ratio({"meta": [0.5, 2.0], "first": [3.0, 1.0]})
+    assert len(fig.axes[0].get_lines()) == 3  # two series + uniform
+    assert fig.axes[0].get_yscale() == "log"
+
+
+def test_head_scores_annotates_every_cell() -> None:
+    fig = viz.plot_head_scores({"previous": torch.full((2, 3), 0.25)})
+    assert len(fig.axes[0].texts) == 6 and fig.axes[0].texts[0].get_text() == "0.25"
