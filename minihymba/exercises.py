@@ -39,6 +39,7 @@ __all__ = [
     "check_weakest_link",
     "check_decode_visible_keys",
     "check_top_p_kept",
+    "check_per_key_ratio",
 ]
 
 
@@ -502,3 +503,24 @@ def check_top_p_kept(answer: int | None, probs: Iterable[float], top_p: float) -
         "sort the probabilities, add them from the largest down, and stop as soon as the sum reaches top_p."
     )
     return _report(False, "", hint)
+
+
+# --- notebook 01 ---
+
+
+def check_per_key_ratio(answer: float | None, total_mass: float, group_keys: int, visible_keys: int) -> bool:
+    """A head puts ``total_mass`` (0..1) of a query's attention on a group of ``group_keys`` keys, out of
+    ``visible_keys`` keys the query may see. What is that mass *per key*, relative to the share uniform
+    attention would give one key? (1.0: no preference; above 1: the head prefers the group.)"""
+    if answer is None:
+        return _unanswered()
+    if not (0 <= total_mass <= 1 and 0 < group_keys <= visible_keys):
+        raise ValueError("need 0 <= total_mass <= 1 and 0 < group_keys <= visible_keys")
+    expected = (total_mass / group_keys) / (1 / visible_keys)
+    if abs(float(answer) - expected) <= 0.01 * max(1.0, expected):
+        verdict = "more" if expected > 1 else "less"
+        right = f"{expected:.2f}: each key of the group gets {verdict} than a uniform head would give it."
+        return _report(True, right, "")
+    if abs(float(answer) - total_mass * visible_keys) <= 0.01 * max(1.0, total_mass * visible_keys):
+        return _report(False, "", "that compares the whole group with one key: split its mass per key.")
+    return _report(False, "", "per key: total / group size; uniform: 1 / visible keys; then divide.")

@@ -413,4 +413,4 @@ def test_sample_windows_are_bos_plus_the_shipped_sample_in_order():
     assert bool((x[:, 0] == BOS_ID).all()) and not bool((x[:, 1:] == BOS_ID).any())
     assert int((x == EOS_ID).sum()) <= 1  # one document: at most its closing EOS
     longer = sample_windows(128)
-    torch.testing.assert_close(longer[0, 1:64], x[0, 1:64], rtol=0, atol=0)  # the same stream, cut differently
+    torch.testing.assert_close(longer[0, 1:64], x[0, 1:64], rtol=0, atol=0)  # same stream

@@ -293,3 +293,14 @@ def test_top_p_kept_matches_filter_logits() -> None:
     for p in (0.3, 0.5, 0.9):
         kept = int(torch.isfinite(filter_logits(logits, top_p=p)).sum())
         assert ex.check_top_p_kept(kept, logits[0].softmax(-1).tolist(), top_p=p)
+
+
+# --- notebook 01 ---
+def test_per_key_ratio(capsys) -> None:
+    assert ex.check_per_key_ratio(None, 0.3, 8, 15) is False
+    assert "replace None" in capsys.readouterr().out
+    _verdict(capsys, ex.check_per_key_ratio(0.5625, 0.3, 8, 15), True)  # (0.3 / 8) * 15
+    assert "group" in _verdict(capsys, ex.check_per_key_ratio(4.5, 0.3, 8, 15), False)  # 0.3 * 15
+    assert "then divide" in _verdict(capsys, ex.check_per_key_ratio(2.0, 0.3, 8, 15), False)
+    with pytest.raises(ValueError):
+        ex.check_per_key_ratio(1.0, 0.3, 20, 15)
