@@ -642,7 +642,8 @@ class HymbaConfig:
             "use_cache": False,
             "calc_logits_for_entire_prompt": False,
         }
-        hf.update(self.extra)
+        per_layer = ("layer_type", "conv_dim")  # sized by num_layers: a replace() may have changed it
+        hf.update({k: v for k, v in self.extra.items() if k not in per_layer})
         hf.update(
             vocab_size=self.vocab_size,
             hidden_size=self.hidden_size,

@@ -201,3 +201,13 @@ def test_bad_json_file(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         HymbaConfig.from_hf_config(tmp_path)
+
+
+def test_a_shrunk_real_config_round_trips(real_hf):
+    """replace(num_layers=...) on the real config: the per-layer hub fields follow the new layer count."""
+    small = HymbaConfig.from_hf_config(real_hf).replace(
+        num_layers=3, global_layers=(0,), kv_share_groups=((1, 2),)
+    )
+    hf = small.to_hf_config()
+    assert hf["layer_type"] == ["h"] * 3 and len(hf["conv_dim"]) == 3
+    assert HymbaConfig.from_hf_config(hf).num_layers == 3
