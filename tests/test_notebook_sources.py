@@ -44,3 +44,18 @@ def test_check_mode_notices_an_edit(tmp_path, monkeypatch):
     edited.write_text(source.read_text().replace("```python\n", "```python\nx = 1  # an edit\n", 1))
     monkeypatch.setattr(build, "HERE", NOTEBOOKS)
     assert build.differences(edited)
+
+
+CONCEPT_NOTEBOOKS = ("00", "01", "02", "03", "04", "05", "06", "09")
+
+
+@pytest.mark.parametrize("prefix", CONCEPT_NOTEBOOKS)
+def test_concept_notebook_has_exercises_with_checks_and_solutions(prefix: str) -> None:
+    """Two or more exercises per concept notebook, each with a check call and a Solution heading."""
+    (source,) = [s for s in SOURCES if s.name.startswith(prefix)]
+    text = source.read_text(encoding="utf-8")
+    exercises = [line for line in text.splitlines() if line.startswith("### Exercise")]
+    solutions = [line for line in text.splitlines() if line.startswith("### Solution")]
+    assert len(exercises) >= 2, f"{source.name}: {len(exercises)} exercises"
+    assert len(solutions) >= len(exercises), f"{source.name}: an exercise without a Solution"
+    assert text.count("minihymba.exercises import") >= 1 and "check_" in text
