@@ -18,8 +18,12 @@ library's. Widths are chosen per architecture (:func:`matched_config`) so that t
 within a few percent. There is no KV sharing in the lab (a KV group would tie layers of different kinds).
 
 This is a qualitative reproduction at toy scale: a few hundred thousand parameters, synthetic tasks,
-minutes of CPU training, single seeds. It can show the *kind* of effect the paper reports (which designs
-recall well as sequences grow), never its size.
+minutes of CPU training, a couple of seeds per model. It can show the *kind* of effect the paper reports
+(which designs recall well), never its size.
+
+``python -m minihymba.ablation --setting full --jobs 2 --json results.json`` trains every model of a
+setting (two at a time, one thread each, a tqdm bar with an ETA per model), appends each record to the
+JSON file as it finishes and skips, on a rerun, the records already there.
 
 Shapes: u (B, S, D); q/k/v, xs, z as in :mod:`minihymba.hybrid_block`; a, y (B, S, I).
 """
@@ -241,8 +245,8 @@ class AblationSetting:
             raise ValueError(f"unknown architectures {sorted(unknown)}; choose from {sorted(ARCHITECTURES)}")
 
     def runs(self) -> list[tuple[str, bool, int]]:
-        """Every model of the setting as (architecture, meta, seed), in training order."""
-        return [(a, m, s) for a in self.architectures for m in self.meta_options for s in self.seeds]
+        """Every model of the setting as (architecture, meta, seed), in training order (seed by seed)."""
+        return [(a, m, s) for s in self.seeds for a in self.architectures for m in self.meta_options]
 
 
 def chance_accuracy(setting: AblationSetting) -> float:
@@ -367,11 +371,11 @@ def run_ablation(
     file, so an interrupted run resumes where it stopped). ``jobs`` > 1 trains that many models at once in
     worker processes (one thread each; the records are the same as with ``jobs=1``)."""
     have = {record_key(r) for r in done}
-    wanted = [
+    wanted = [  # seed by seed: the first models trained already cover every architecture
         (a, m, s)
+        for s in (seeds or setting.seeds)
         for a in (architectures or setting.architectures)
         for m in (setting.meta_options if meta_options is None else meta_options)
-        for s in (seeds or setting.seeds)
         if (a, m, s) not in have
     ]
     queue = [(a, m, setting, s, progress) for a, m, s in wanted]
