@@ -446,7 +446,7 @@ SETTINGS = {
         task_kwargs=_MQAR,
         train_lengths=(64,),
         eval_lengths=(64, 128),
-        steps=800,
+        steps=1200,
         lab=LabConfig(vocab_size=64),
     ),
     # what CI runs: the same pipeline in seconds; its numbers are a smoke test and mean nothing
