@@ -435,26 +435,26 @@ def format_record(record: dict[str, Any]) -> str:
     )
 
 
-# Multi-query associative recall (MQAR): 12 key-value pairs stored at the start, then all 12 keys asked
+# Multi-query associative recall (MQAR): 8 key-value pairs stored at the start, then all 8 keys asked
 # again in random order at the end; a 64-token vocabulary gives 30 keys and 30 values (chance 1/30).
-_MQAR = {"num_pairs": 12, "vocab_size": 64}
+_MQAR = {"num_pairs": 8, "vocab_size": 64}
 SETTINGS = {
     # the committed notebook (python -m minihymba.ablation --setting full --jobs 2
     #   --json notebooks/results/08_ablation_full.json): about 20 minutes on a 2-core machine
     "full": AblationSetting(
         task="mqar",
         task_kwargs=_MQAR,
-        train_lengths=(64,),
-        eval_lengths=(64, 128),
-        steps=1200,
+        train_lengths=(48,),
+        eval_lengths=(48, 96),
+        steps=800,
         lab=LabConfig(vocab_size=64),
     ),
     # what CI runs: the same pipeline in seconds; its numbers are a smoke test and mean nothing
     "fast": AblationSetting(
         task="mqar",
         task_kwargs=_MQAR,
-        train_lengths=(64,),
-        eval_lengths=(64, 128),
+        train_lengths=(48,),
+        eval_lengths=(48, 96),
         steps=6,
         batch_size=8,
         eval_examples=16,
