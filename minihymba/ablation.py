@@ -18,8 +18,12 @@ library's. Widths are chosen per architecture (:func:`matched_config`) so that t
 within a few percent. There is no KV sharing in the lab (a KV group would tie layers of different kinds).
 
 This is a qualitative reproduction at toy scale: a few hundred thousand parameters, synthetic tasks,
-minutes of CPU training, single seeds. It can show the *kind* of effect the paper reports (which designs
-recall well as sequences grow), never its size.
+minutes of CPU training, a couple of seeds per model. It can show the *kind* of effect the paper reports
+(which designs recall well), never its size.
+
+``python -m minihymba.ablation --setting full --jobs 2 --json results.json`` trains every model of a
+setting (two at a time, one thread each, a tqdm bar with an ETA per model), appends each record to the
+JSON file as it finishes and skips, on a rerun, the records already there.
 
 Shapes: u (B, S, D); q/k/v, xs, z as in :mod:`minihymba.hybrid_block`; a, y (B, S, I).
 """
@@ -28,7 +32,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+import multiprocessing
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +48,7 @@ from .cache import KVEntries
 from .config import HymbaConfig
 from .hybrid_block import HybridMixer, StepContext
 from .model import HymbaForCausalLM
-from .tasks import accuracy, make_task
+from .tasks import IGNORE, accuracy, make_task, vocab_ranges
 from .train import TrainConfig, train
 
 __all__ = [
@@ -54,12 +62,17 @@ __all__ = [
     "count_parameters",
     "matched_config",
     "AblationSetting",
+    "chance_accuracy",
     "train_config",
     "accuracy_by_length",
+    "accuracy_by_pair",
     "run_one",
+    "record_key",
     "run_ablation",
+    "aggregate",
     "format_record",
     "SETTINGS",
+    "SMOKE_TEST",
     "main",
 ]
 
@@ -203,7 +216,8 @@ def matched_config(architecture: str, lab: LabConfig, target_params: int, meta: 
 # ---------------------------------------------------------------- the experiment
 @dataclass(frozen=True)
 class AblationSetting:
-    """One experiment: the task, its lengths, the training budget and the parameter target."""
+    """One experiment: the task, its lengths, the training budget, the parameter target, and which models
+    (architectures x meta tokens on/off x seeds) it trains."""
 
     task: str
     task_kwargs: dict
@@ -215,7 +229,9 @@ class AblationSetting:
     eval_examples: int = 256  # held-out examples per evaluation length
     curve_every: int = 50  # learning curve: every this many steps, one held-out batch per training length
     reference_width: int = 64  # the parallel hybrid at this width sets the parameter budget
-    seed: int = 0
+    seeds: tuple[int, ...] = (0, 1)  # one model per seed: the seed of its weights and of its data stream
+    architectures: tuple[str, ...] = tuple(ARCHITECTURES)
+    meta_options: tuple[bool, ...] = (True,)  # (True, False): also train every model without meta tokens
     lab: LabConfig = LabConfig(vocab_size=32)  # depth, meta tokens, window, global layer; vocab = the task's
 
     def __post_init__(self) -> None:
@@ -224,10 +240,24 @@ class AblationSetting:
                 f"lab.vocab_size ({self.lab.vocab_size}) must equal the task's vocab_size "
                 f"({self.task_kwargs.get('vocab_size', 64)})"
             )
+        unknown = set(self.architectures) - set(ARCHITECTURES)
+        if unknown:
+            raise ValueError(f"unknown architectures {sorted(unknown)}; choose from {sorted(ARCHITECTURES)}")
+
+    def runs(self) -> list[tuple[str, bool, int]]:
+        """Every model of the setting as (architecture, meta, seed), in training order (seed by seed)."""
+        return [(a, m, s) for s in self.seeds for a in self.architectures for m in self.meta_options]
 
 
-def train_config(setting: AblationSetting) -> TrainConfig:
-    """The :class:`~minihymba.train.TrainConfig` every lab model of ``setting`` is trained with."""
+def chance_accuracy(setting: AblationSetting) -> float:
+    """Accuracy of guessing uniformly among the values (every answer of these tasks is a value token)."""
+    _, values = vocab_ranges(setting.task_kwargs.get("vocab_size", 64))
+    return 1.0 / len(values)
+
+
+def train_config(setting: AblationSetting, seed: int = 0) -> TrainConfig:
+    """The :class:`~minihymba.train.TrainConfig` a lab model of ``setting`` is trained with (one thread:
+    runs are deterministic for a seed, and two of them can share a 2-core machine)."""
     return TrainConfig(
         task=setting.task,
         task_kwargs={**setting.task_kwargs, "seq_len": list(setting.train_lengths)},
@@ -237,7 +267,15 @@ def train_config(setting: AblationSetting) -> TrainConfig:
         warmup_steps=max(1, setting.steps // 20),
         eval_every=setting.curve_every,
         eval_batches=len(setting.train_lengths),
-        seed=setting.seed,
+        seed=seed,
+        threads=1,
+    )
+
+
+def _eval_batch(setting: AblationSetting, length: int) -> tuple[Tensor, Tensor]:
+    """The held-out batch of ``length`` (a seed range training never draws), (B, T) ids and targets."""
+    return make_task(
+        setting.task, setting.eval_examples, seed=_EVAL_SEED + length, seq_len=length, **setting.task_kwargs
     )
 
 
@@ -247,28 +285,47 @@ def accuracy_by_length(model: HymbaForCausalLM, setting: AblationSetting) -> dic
     model.eval()
     with torch.no_grad():
         for length in setting.eval_lengths:
-            ids, targets = make_task(
-                setting.task,
-                setting.eval_examples,
-                seed=_EVAL_SEED + length,
-                seq_len=length,
-                **setting.task_kwargs,
-            )
+            ids, targets = _eval_batch(setting, length)
             scores[length] = accuracy(model(ids).logits, targets)
     return scores
 
 
-def run_one(architecture: str, meta: bool, setting: AblationSetting) -> dict[str, Any]:
-    """Build the parameter-matched model, train it, score it; a JSON-ready record."""
+def accuracy_by_pair(model: HymbaForCausalLM, setting: AblationSetting, length: int) -> list[float]:
+    """MQAR only: accuracy of the answers about stored pair j (j = 0: stored first, farthest back from the
+    queries) on the held-out batch of ``length``; one number per pair."""
+    if setting.task != "mqar":
+        raise ValueError(f"accuracy_by_pair needs the mqar task, not {setting.task!r}")
+    num_pairs = setting.task_kwargs.get("num_pairs", 4)
+    ids, targets = _eval_batch(setting, length)  # (B, T)
+    model.eval()
+    with torch.no_grad():
+        correct = model(ids).logits.argmax(-1) == targets  # (B, T)
+    stored_keys = ids[:, 1 : 1 + 2 * num_pairs : 2]  # (B, P): k_1 .. k_P
+    scored = targets != IGNORE  # (B, T): the query columns
+    queries = ids[scored].view(ids.shape[0], -1)  # (B, Q)
+    pair = (queries[:, :, None] == stored_keys[:, None, :]).int().argmax(-1)  # (B, Q): which pair is asked
+    hits = correct[scored].view(ids.shape[0], -1).float()  # (B, Q)
+    return [
+        round(hits[pair == j].mean().item(), 4) if (pair == j).any() else float("nan")
+        for j in range(num_pairs)
+    ]
+
+
+def run_one(
+    architecture: str, meta: bool, setting: AblationSetting, seed: int = 0, progress: bool | str = False
+) -> dict[str, Any]:
+    """Build the parameter-matched model, train it, score it; a JSON-ready record. ``progress``: a tqdm
+    bar (a string labels it)."""
     lab = setting.lab
     budget = count_parameters("parallel", lab_config(lab, setting.reference_width, meta=False))
     config = matched_config(architecture, lab, budget, meta)
-    model = build_model(architecture, config, seed=setting.seed)
-    model, result = train(train_config(setting), progress=False, model=model)
+    model = build_model(architecture, config, seed=seed)
+    model, result = train(train_config(setting, seed), progress=progress, model=model)
     last = result["history"][-20:]
-    return {
+    record = {
         "architecture": architecture,
         "meta_tokens": config.num_meta_tokens,
+        "seed": seed,
         "hidden_size": config.hidden_size,
         "intermediate_size": config.intermediate_size,
         "parameters": model.num_parameters(),
@@ -279,77 +336,198 @@ def run_one(architecture: str, meta: bool, setting: AblationSetting) -> dict[str
             [r["step"], round(r["eval_accuracy"], 4)] for r in result["history"] if "eval_accuracy" in r
         ],
     }
+    if setting.task == "mqar":
+        record["accuracy_by_pair"] = accuracy_by_pair(model, setting, setting.eval_lengths[0])
+    return record
+
+
+def record_key(record: Mapping[str, Any]) -> tuple[str, bool, int]:
+    """(architecture, meta tokens on, seed): what identifies a record within one setting."""
+    return record["architecture"], record["meta_tokens"] > 0, record.get("seed", 0)
+
+
+def _run_job(job: tuple[str, bool, AblationSetting, int, bool]) -> dict[str, Any]:
+    architecture, meta, setting, seed, progress = job
+    label = f"{architecture} seed {seed}{'' if meta else ' no-meta'}"
+    return run_one(architecture, meta, setting, seed, progress=label if progress else False)
 
 
 def run_ablation(
     setting: AblationSetting,
-    architectures: tuple[str, ...] = tuple(ARCHITECTURES),
-    meta_options: tuple[bool, ...] = (True, False),
+    architectures: tuple[str, ...] | None = None,
+    meta_options: tuple[bool, ...] | None = None,
     log: Callable[[str], None] | None = print,
+    *,
+    seeds: tuple[int, ...] | None = None,
+    done: Iterable[Mapping[str, Any]] = (),
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    jobs: int = 1,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
-    """Every (architecture, meta tokens on/off) pair, one after the other; returns their records."""
-    records = []
-    for architecture in architectures:
-        for meta in meta_options:
-            record = run_one(architecture, meta, setting)
-            records.append(record)
-            if log is not None:
-                log(format_record(record))
+    """Train every (architecture, meta tokens, seed) of ``setting`` (or of the subsets given) that is not
+    already among the records ``done``; returns the new records in training order.
+
+    ``on_record`` is called with each record as it finishes (the command line appends it to the results
+    file, so an interrupted run resumes where it stopped). ``jobs`` > 1 trains that many models at once in
+    worker processes (one thread each; the records are the same as with ``jobs=1``)."""
+    have = {record_key(r) for r in done}
+    wanted = [  # seed by seed: the first models trained already cover every architecture
+        (a, m, s)
+        for s in (seeds or setting.seeds)
+        for a in (architectures or setting.architectures)
+        for m in (setting.meta_options if meta_options is None else meta_options)
+        if (a, m, s) not in have
+    ]
+    queue = [(a, m, setting, s, progress) for a, m, s in wanted]
+    began, records = time.perf_counter(), []
+
+    def finished(record: dict[str, Any]) -> None:
+        records.append(record)
+        if on_record is not None:
+            on_record(record)
+        if log is not None:
+            elapsed = time.perf_counter() - began
+            left = elapsed / len(records) * (len(queue) - len(records))
+            log(
+                f"[{len(records)}/{len(queue)}] {format_record(record)}   "
+                f"(elapsed {elapsed:.0f} s, about {left:.0f} s left)"
+            )
+
+    if jobs <= 1:
+        for job in queue:
+            finished(_run_job(job))
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = [pool.submit(_run_job, job) for job in queue]
+            for future in futures:  # in submission order: the file's records keep the training order
+                finished(future.result())
     return records
 
 
+def aggregate(records: Iterable[Mapping[str, Any]], field: str = "accuracy") -> dict[tuple[str, int], dict]:
+    """Per (architecture, meta tokens): the seeds' mean, min and max of ``record[field]`` (a dict keyed by
+    evaluation length, or a list such as ``accuracy_by_pair``), and the seeds used."""
+    groups: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["architecture"], r["meta_tokens"]), []).append(r)
+    out = {}
+    for key, group in groups.items():
+        values = [r[field] for r in group]
+        points = list(values[0]) if isinstance(values[0], Mapping) else list(range(len(values[0])))
+        table = {p: [v[p] for v in values] for p in points}
+        out[key] = {
+            "points": points,
+            "mean": [sum(vs) / len(vs) for vs in table.values()],
+            "min": [min(vs) for vs in table.values()],
+            "max": [max(vs) for vs in table.values()],
+            "seeds": [r.get("seed", 0) for r in group],
+        }
+    return out
+
+
 def format_record(record: dict[str, Any]) -> str:
-    """One line: architecture, meta tokens, size, training time, accuracy per length."""
+    """One line: architecture, meta tokens, seed, size, training time, accuracy per length."""
     accs = " ".join(f"T={k}: {v:.2f}" for k, v in record["accuracy"].items())
     return (
-        f"{record['architecture']:>10} meta={record['meta_tokens']:<2} params={record['parameters']:,} "
-        f"{record['train_seconds']:.0f} s  {accs}"
+        f"{record['architecture']:>10} meta={record['meta_tokens']:<2} seed={record.get('seed', 0)} "
+        f"params={record['parameters']:,} {record['train_seconds']:.0f} s  {accs}"
     )
 
 
-# Noisy-needle retrieval (one marked key-value pair hidden in random tokens, asked for at the end), trained on
-# three lengths at once and scored on those plus one twice as long as any training sequence.
-_NEEDLE = {"vocab_size": 32}
+# Multi-query associative recall (MQAR): 8 key-value pairs stored at the start, then all 8 keys asked
+# again in random order at the end; a 64-token vocabulary gives 30 keys and 30 values (chance 1/30).
+_MQAR = {"num_pairs": 8, "vocab_size": 64}
 SETTINGS = {
-    # the committed notebook: a few CPU minutes per model (python -m minihymba.ablation --setting full)
+    # the committed notebook (python -m minihymba.ablation --setting full --jobs 2
+    #   --json notebooks/results/08_ablation_full.json): about 20 minutes on a 2-core machine
     "full": AblationSetting(
-        task="needle",
-        task_kwargs=_NEEDLE,
-        train_lengths=(16, 32, 64),
-        eval_lengths=(16, 32, 64, 128),
-        steps=1000,
+        task="mqar",
+        task_kwargs=_MQAR,
+        train_lengths=(48,),
+        eval_lengths=(48, 96),
+        steps=800,
+        lab=LabConfig(vocab_size=64),
     ),
-    # what CI runs: the same pipeline in seconds; its numbers mean nothing
+    # what CI runs: the same pipeline in seconds; its numbers are a smoke test and mean nothing
     "fast": AblationSetting(
-        task="needle",
-        task_kwargs=_NEEDLE,
-        train_lengths=(16, 32, 64),
-        eval_lengths=(16, 32, 64, 128),
+        task="mqar",
+        task_kwargs=_MQAR,
+        train_lengths=(48,),
+        eval_lengths=(48, 96),
         steps=6,
         batch_size=8,
         eval_examples=16,
+        curve_every=3,
+        lab=LabConfig(vocab_size=64),
     ),
 }
 
+SMOKE_TEST = "the fast setting is a smoke test: its numbers come from 6 training steps and mean nothing"
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    tmp.replace(path)  # atomic: an interrupted write never leaves half a file
+
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    """``python -m minihymba.ablation --setting full --json results.json``: run and save the records."""
+    """``python -m minihymba.ablation --setting full --jobs 2 --json results.json``: train the setting's
+    models, appending each record to the JSON file as it finishes; a rerun skips the records already there."""
     parser = argparse.ArgumentParser(prog="python -m minihymba.ablation", description=__doc__.split("\n")[0])
     parser.add_argument("--setting", choices=sorted(SETTINGS), default="fast")
-    parser.add_argument("--json", default=None, help="write {setting, records} here")
-    parser.add_argument("--architectures", default=",".join(ARCHITECTURES), help="comma-separated subset")
+    parser.add_argument("--json", default=None, help="append the records here (and resume from it)")
+    parser.add_argument("--architectures", default=None, help="comma-separated subset of the setting's")
+    parser.add_argument("--jobs", type=int, default=1, help="models trained at once (one thread each)")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm bar per model")
     args = parser.parse_args(argv)
     setting = SETTINGS[args.setting]
-    records = run_ablation(setting, tuple(args.architectures.split(",")))
-    if args.json:
-        payload = {
-            "setting": args.setting,
-            "config": asdict(setting),
-            "torch": torch.__version__,
-            "records": records,
-        }
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(payload, indent=1) + "\n")
+    config = json.loads(json.dumps(asdict(setting)))
+    command = " ".join(["python -m minihymba.ablation", *(sys.argv[1:] if argv is None else argv)])
+    if args.setting == "fast":
+        print(f"NOTE: {SMOKE_TEST}")
+    path = None if args.json is None else Path(args.json)
+    payload: dict[str, Any] = {"setting": args.setting, "config": config, "torch": torch.__version__}
+    payload.update({"records": [], "runs": []})
+    if path is not None and path.exists():
+        stored = json.loads(path.read_text())
+        if (stored.get("setting"), stored.get("config")) != (args.setting, config):
+            raise SystemExit(
+                f"{path} holds records of another setting or config; delete it or choose another --json"
+            )
+        payload = {**payload, **stored}
+        if payload["records"]:
+            print(f"resuming {path}: {len(payload['records'])} records already there are skipped")
+    run = {"command": command, "jobs": args.jobs, "seconds": 0.0, "records_added": 0}
+    payload["runs"].append(run)
+    began = time.perf_counter()
+
+    def save(record: dict[str, Any]) -> None:
+        payload["records"].append(record)
+        run["seconds"] = round(time.perf_counter() - began, 1)
+        run["records_added"] += 1
+        payload["seconds"] = round(sum(r["seconds"] for r in payload["runs"]), 1)
+        if path is not None:
+            _write_json(path, payload)
+
+    architectures = None if args.architectures is None else tuple(args.architectures.split(","))
+    records = run_ablation(
+        setting,
+        architectures,
+        done=payload["records"],
+        on_record=save,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+    )
+    run["seconds"] = round(time.perf_counter() - began, 1)
+    payload["seconds"] = round(sum(r["seconds"] for r in payload["runs"]), 1)
+    if path is not None:
+        _write_json(path, payload)
+    print(f"{len(records)} models trained in {run['seconds']:.0f} s ({payload['seconds']:.0f} s in all runs)")
+    if args.setting == "fast":
+        print(f"NOTE: {SMOKE_TEST}")
     return records
 
 

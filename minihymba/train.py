@@ -274,15 +274,16 @@ def _restore_optimizer(model: HymbaForCausalLM, opt: torch.optim.AdamW, path: Pa
             }
 
 
-def _progress(total: int, initial: int, enabled: bool):
-    """A tqdm bar (imported lazily; absent or disabled -> None)."""
+def _progress(total: int, initial: int, enabled: bool | str):
+    """A tqdm bar (imported lazily; absent or disabled -> None); a string ``enabled`` is its label."""
     if not enabled:
         return None
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True)
+    desc = enabled if isinstance(enabled, str) else "train"
+    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True)
 
 
 # ---------------------------------------------------------------- the loop
@@ -292,7 +293,7 @@ def train(
     *,
     resume: bool = False,
     until: int | None = None,
-    progress: bool = True,
+    progress: bool | str = True,
     model: HymbaForCausalLM | None = None,
 ) -> tuple[HymbaForCausalLM, dict[str, Any]]:
     """Train a tiny Hymba on ``tc.task``; returns the model and ``{"history", "eval", "seconds"}``.
@@ -300,6 +301,7 @@ def train(
     ``out``: directory for checkpoints (None: keep nothing on disk). ``resume``: continue from the
     checkpoint in ``out`` (its step, weights and AdamW moments; the settings in ``tc`` are used as given).
     ``until``: stop after this step (and save), as if interrupted; the schedule still spans ``tc.steps``.
+    ``progress``: a tqdm bar with an ETA (a string labels it).
     ``model``: train this (initialised) model in place instead of a fresh ``tiny_model_config(tc)`` one;
     the model-size fields of ``tc`` are then ignored (used by :mod:`minihymba.ablation`).
     """
@@ -322,7 +324,12 @@ def train(
 
 
 def _train(
-    tc: TrainConfig, out: Path | None, resume: bool, stop: int, progress: bool, model: HymbaForCausalLM | None
+    tc: TrainConfig,
+    out: Path | None,
+    resume: bool,
+    stop: int,
+    progress: bool | str,
+    model: HymbaForCausalLM | None,
 ):
     torch.manual_seed(tc.seed)
     start, history = 0, []

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyBboxPatch, Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
@@ -48,6 +49,7 @@ __all__ = [
     "plot_sequence_diagram",
     "plot_kv_sharing_diagram",
     "plot_offset_profile",
+    "plot_ablation_seeds",
 ]
 
 DPI = 150  # saved PNGs (figures/): sharp enough to read when zoomed; notebooks choose their own inline dpi
@@ -836,4 +838,109 @@ def plot_head_scores(
         ax.set_title(f"{name}{base}", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
+    return fig
+
+
+_ARCH_MARKERS = {"parallel": "o", "sequential": "s", "attention": "^", "ssm": "D"}
+
+
+def _seed_groups(records: Sequence[Mapping]) -> dict[str, list[Mapping]]:
+    """Records grouped by model (architecture, plus ", no meta" without meta tokens), in first-seen order."""
+    groups: dict[str, list[Mapping]] = {}
+    for r in records:
+        name = r["architecture"] + ("" if r["meta_tokens"] > 0 else ", no meta")
+        groups.setdefault(name, []).append(r)
+    return groups
+
+
+def plot_ablation_seeds(
+    records: Sequence[Mapping],
+    chance: float | None = None,
+    title: str = "toy ablation over seeds",
+) -> Figure:
+    """Ablation records over several seeds: per model the seeds' mean (marker) and their range (error bar,
+    min to max) and every seed (small dots), with the models side by side at each x so none hides another.
+
+    Panels: held-out accuracy per evaluation length; per stored pair (``record["accuracy_by_pair"]``, MQAR:
+    pair 1 is stored first, farthest from the queries), when the records have it; and the learning curve
+    (``record["curve"]``: mean line, min-max band). ``chance`` draws the accuracy of uniform guessing."""
+    groups = _seed_groups(records)
+    by_pair = all("accuracy_by_pair" in r for r in records)
+    fig = Figure(figsize=(13.0 if by_pair else 9.5, 3.6))
+    axes = fig.subplots(
+        1, 3 if by_pair else 2, gridspec_kw={"width_ratios": [1, 2, 2] if by_pair else [1, 2]}
+    )
+    width = 0.8 / max(1, len(groups))
+
+    def points(ax, values_per_seed: list[list[float]], i: int, name: str, style: dict) -> None:
+        data = np.asarray(values_per_seed, dtype=float)  # (seeds, points)
+        x = np.arange(data.shape[1]) + (i - (len(groups) - 1) / 2) * width
+        mean = np.nanmean(data, axis=0)
+        err = np.stack([mean - np.nanmin(data, axis=0), np.nanmax(data, axis=0) - mean])
+        ax.errorbar(
+            x,
+            mean,
+            yerr=err,
+            fmt=style["marker"],
+            ms=5,
+            capsize=2,
+            lw=1,
+            color=style["color"],
+            label="_nolegend_",
+        )
+        for row in data:
+            ax.plot(x, row, ".", ms=3, color=style["color"], alpha=0.6)
+
+    styles = {}
+    for i, (name, group) in enumerate(groups.items()):
+        arch = group[0]["architecture"]
+        styles[name] = {"color": _ARCH_COLORS.get(arch, "black"), "marker": _ARCH_MARKERS.get(arch, "o")}
+        lengths = list(group[0]["accuracy"])
+        points(axes[0], [[r["accuracy"][k] for k in lengths] for r in group], i, name, styles[name])
+        axes[0].set_xticks(range(len(lengths)), lengths)
+        if by_pair:
+            pairs = [r["accuracy_by_pair"] for r in group]
+            points(axes[1], pairs, i, name, styles[name])
+            axes[1].set_xticks(range(len(pairs[0])), [str(j + 1) for j in range(len(pairs[0]))])
+    axes[0].set_xlabel("evaluation length (tokens)")
+    axes[0].set_title("held-out accuracy", fontsize=10)
+    if by_pair:
+        axes[1].set_xlabel("stored pair (1 = stored first, farthest from the queries)")
+        axes[1].set_title("held-out accuracy per stored pair (first length)", fontsize=10)
+    curve_ax = axes[-1]
+    for i, (name, group) in enumerate(groups.items()):
+        curves = [r["curve"] for r in group if r["curve"]]
+        if not curves:
+            continue
+        steps = np.asarray([s for s, _ in curves[0]], dtype=float)
+        accs = np.asarray([[a for _, a in c] for c in curves], dtype=float)  # (seeds, points)
+        shift = (i - (len(groups) - 1) / 2) * 0.08 * (steps[1] - steps[0] if len(steps) > 1 else 1.0)
+        color = styles[name]["color"]
+        curve_ax.fill_between(steps + shift, accs.min(0), accs.max(0), color=color, alpha=0.15, lw=0)
+        curve_ax.plot(
+            steps + shift,
+            accs.mean(0),
+            marker=styles[name]["marker"],
+            ms=3,
+            lw=1.2,
+            color=color,
+            label=f"{name} (mean; band: seed range)",
+        )
+    curve_ax.set_xlabel("training step")
+    curve_ax.set_title("held-out accuracy during training", fontsize=10)
+    for ax in axes:
+        if chance is not None:
+            ax.axhline(
+                chance, color="gray", ls="--", lw=1, label="chance" if ax is curve_ax else "_nolegend_"
+            )
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel("accuracy")
+        ax.grid(True, alpha=0.3)
+    handles, labels = curve_ax.get_legend_handles_labels()
+    labels = [f"chance ({chance:.3f})" if lab == "chance" else lab for lab in labels]
+    handles.append(Line2D([], [], color="black", marker="o", ms=4, lw=1))
+    labels.append("marker, bar: seed mean, range\n(left panels; dots: single seeds)")
+    curve_ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
     return fig

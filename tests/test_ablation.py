@@ -4,6 +4,7 @@ match across architectures, and a (very short) ablation run is deterministic and
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,7 +16,10 @@ from minihymba.ablation import (
     LabConfig,
     LabModel,
     SingleBranchMixer,
+    accuracy_by_pair,
+    aggregate,
     build_model,
+    chance_accuracy,
     count_parameters,
     lab_config,
     layer_kinds,
@@ -102,31 +106,80 @@ def test_global_layer_must_attend():
         SingleBranchMixer(config, 0, "mlp")
 
 
+def _short_setting(**changes) -> AblationSetting:
+    base = {
+        "task": "mqar",
+        "task_kwargs": {"num_pairs": 2, "vocab_size": 16},
+        "train_lengths": (10, 14),
+        "eval_lengths": (10, 14),
+        "steps": 3,
+        "batch_size": 4,
+        "eval_examples": 8,
+        "reference_width": 16,
+        "lab": LAB,
+        "curve_every": 2,
+        "seeds": (0,),
+        "meta_options": (True, False),
+        "architectures": ("parallel", "ssm"),
+    }
+    return AblationSetting(**{**base, **changes})
+
+
 def test_a_short_ablation_is_deterministic():
-    setting = AblationSetting(
-        task="mqar",
-        task_kwargs={"num_pairs": 2, "vocab_size": 16},
-        train_lengths=(10, 14),
-        eval_lengths=(10, 14),
-        steps=3,
-        batch_size=4,
-        eval_examples=8,
-        reference_width=16,
-        lab=LAB,
-        curve_every=2,
-    )
-    first = run_ablation(setting, architectures=("parallel", "ssm"), log=None)
-    again = run_ablation(setting, architectures=("parallel", "ssm"), log=None)
+    setting = _short_setting()
+    first = run_ablation(setting, log=None)
+    again = run_ablation(setting, log=None)
     assert [r["architecture"] for r in first] == ["parallel", "parallel", "ssm", "ssm"]
     assert [r["meta_tokens"] for r in first] == [2, 0, 2, 0]
     for a, b in zip(first, again, strict=True):
         assert a["accuracy"] == b["accuracy"] and a["final_loss"] == b["final_loss"]
         assert set(a["accuracy"]) == {"10", "14"} and all(0.0 <= v <= 1.0 for v in a["accuracy"].values())
         assert a["curve"] == b["curve"] and [step for step, _ in a["curve"]] == [2]  # curve_every=2, 3 steps
+        assert len(a["accuracy_by_pair"]) == 2 and a["accuracy_by_pair"] == b["accuracy_by_pair"]
 
 
-def test_settings_and_command_line(tmp_path):
+def test_seeds_differ_and_done_records_are_skipped():
+    setting = _short_setting(seeds=(0, 1), meta_options=(True,), architectures=("attention",))
+    records = run_ablation(setting, log=None)
+    assert [(r["architecture"], r["seed"]) for r in records] == [("attention", 0), ("attention", 1)]
+    assert records[0]["curve"] != records[1]["curve"] or records[0]["final_loss"] != records[1]["final_loss"]
+    assert run_ablation(setting, log=None, done=records) == []  # everything there: nothing retrained
+    seen = []
+    rest = run_ablation(setting, log=None, done=records[:1], on_record=seen.append)
+    assert (
+        rest == seen
+        and [r["seed"] for r in rest] == [1]
+        and rest[0]["final_loss"] == records[1]["final_loss"]
+    )
+    summary = aggregate(records)
+    row = summary[("attention", LAB.num_meta_tokens)]
+    assert row["seeds"] == [0, 1] and row["points"] == ["10", "14"]
+    for lo, mean, hi in zip(row["min"], row["mean"], row["max"], strict=True):
+        assert lo <= mean <= hi
+    assert aggregate(records, "accuracy_by_pair")[("attention", LAB.num_meta_tokens)]["points"] == [0, 1]
+
+
+def test_accuracy_by_pair_and_chance():
+    setting = _short_setting(task_kwargs={"num_pairs": 3, "vocab_size": 16}, eval_lengths=(14,))
+    assert chance_accuracy(setting) == 1 / 6  # 16 tokens: 4 special, 6 keys, 6 values
+
+    class Oracle(torch.nn.Module):  # answers every query right except those about pair 2
+        def forward(self, ids):
+            logits = torch.zeros(*ids.shape, 16)
+            logits[:, :-1].scatter_(-1, ids[:, 1:, None], 1.0)  # predict the next token
+            wrong = ids == ids[:, 3:4]  # the key of pair 2 (k_2 at column 3)
+            logits[wrong] = 0.0
+            logits[..., 0][wrong] = 1.0
+            return SimpleNamespace(logits=logits)
+
+    assert accuracy_by_pair(Oracle(), setting, 14) == [1.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="mqar"):
+        accuracy_by_pair(Oracle(), _short_setting(task="needle", task_kwargs={"vocab_size": 16}), 10)
+
+
+def test_settings_and_command_line(tmp_path, capsys):
     assert SETTINGS["full"].steps > SETTINGS["fast"].steps
+    assert len(SETTINGS["full"].seeds) >= 2
     with pytest.raises(ValueError, match="vocab_size"):
         AblationSetting(
             task="mqar",
@@ -136,8 +189,26 @@ def test_settings_and_command_line(tmp_path):
             steps=1,
             lab=LabConfig(vocab_size=32),
         )
+    with pytest.raises(ValueError, match="unknown architectures"):
+        _short_setting(architectures=("mlp",))
     out = tmp_path / "fast.json"
-    records = main(["--setting", "fast", "--json", str(out)])
-    assert len(records) == 2 * len(ARCHITECTURES)
+    records = main(["--setting", "fast", "--json", str(out), "--architectures", "attention", "--no-progress"])
+    assert "smoke test" in capsys.readouterr().out
+    assert [(r["architecture"], r["seed"]) for r in records] == [
+        ("attention", s) for s in SETTINGS["fast"].seeds
+    ]
     payload = json.loads(out.read_text())
     assert payload["setting"] == "fast" and payload["records"] == records
+    assert payload["runs"][0]["command"].endswith("--architectures attention --no-progress")
+    assert payload["seconds"] == payload["runs"][0]["seconds"] > 0
+    again = main(
+        ["--setting", "fast", "--json", str(out), "--architectures", "attention,ssm", "--no-progress"]
+    )
+    assert [r["architecture"] for r in again] == ["ssm"] * len(SETTINGS["fast"].seeds)  # attention: skipped
+    payload = json.loads(out.read_text())
+    assert len(payload["records"]) == 4 and len(payload["runs"]) == 2
+    assert payload["runs"][1]["records_added"] == 2
+    payload["config"]["steps"] += 1
+    out.write_text(json.dumps(payload))
+    with pytest.raises(SystemExit, match="another setting"):
+        main(["--setting", "fast", "--json", str(out), "--no-progress"])

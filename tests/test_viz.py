@@ -135,6 +135,36 @@ def _records() -> list[dict]:
     ]
 
 
+def _seed_records() -> list[dict]:
+    return [
+        {
+            "architecture": a,
+            "meta_tokens": 8,
+            "seed": seed,
+            "accuracy": {"16": 0.9 - 0.1 * seed, "32": 0.5},
+            "accuracy_by_pair": [0.2, 0.6 + 0.1 * seed, 1.0],
+            "curve": [[50, 0.1], [100, 0.7 + 0.1 * seed]],
+        }
+        for a in ("parallel", "ssm")
+        for seed in (0, 1)
+    ]
+
+
+def test_ablation_seeds_plot_shows_every_seed_and_model():
+    fig = viz.plot_ablation_seeds(_seed_records(), chance=0.05)
+    length_ax, pair_ax, curve_ax = fig.axes[:3]
+    # per model: one errorbar per panel; per seed: a row of dots; the chance line
+    assert len(length_ax.containers) == len(pair_ax.containers) == 2
+    assert len(pair_ax.get_lines()) >= 2 * 2 + 1
+    xs = [c.lines[0].get_xdata() for c in pair_ax.containers]
+    assert all(abs(a - b) > 0.1 for a, b in zip(*xs, strict=True))  # side by side, never on top
+    labels = [t.get_text() for t in curve_ax.get_legend().get_texts()]
+    assert any(lab.startswith("parallel") for lab in labels) and any(lab.startswith("ssm") for lab in labels)
+    assert "chance (0.050)" in labels
+    assert pair_ax.get_xlabel().startswith("stored pair") and curve_ax.get_xlabel() == "training step"
+    _check(fig, 3)
+
+
 def _every_plot() -> dict[str, list[Callable[[], Figure]]]:
     """Every public plot_* function, called on small inputs (several calls where options change the axes)."""
     mask = materialize(hymba_mask_mod(3, 2), 10)[0]
@@ -161,6 +191,10 @@ def _every_plot() -> dict[str, list[Callable[[], Figure]]]:
         "plot_step_errors": [lambda: viz.plot_step_errors({"x": [0.0, 1e-6, 0.5], "y": [1e-3, 1e-3, 1e-3]})],
         "plot_ablation": [lambda: viz.plot_ablation(_records(), longest_trained=16)],
         "plot_learning_curves": [lambda: viz.plot_learning_curves(_records())],
+        "plot_ablation_seeds": [
+            lambda: viz.plot_ablation_seeds(_seed_records(), chance=1 / 30),
+            lambda: viz.plot_ablation_seeds(_records()),
+        ],
         "plot_hybrid_layer_diagram": [viz.plot_hybrid_layer_diagram],
         "plot_sequence_diagram": [viz.plot_sequence_diagram, lambda: viz.plot_sequence_diagram(2, 5, 2, 3)],
         "plot_offset_profile": [
