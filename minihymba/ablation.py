@@ -440,7 +440,7 @@ def format_record(record: dict[str, Any]) -> str:
 _MQAR = {"num_pairs": 8, "vocab_size": 64}
 SETTINGS = {
     # the committed notebook (python -m minihymba.ablation --setting full --jobs 2
-    #   --json notebooks/results/08_ablation_full.json): about 20 minutes on a 2-core machine
+    #   --json notebooks/results/08_ablation_full.json): budget 20 min on 2 cores, took 1,356 s (shared)
     "full": AblationSetting(
         task="mqar",
         task_kwargs=_MQAR,
