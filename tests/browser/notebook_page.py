@@ -66,7 +66,7 @@ class ControlChange:
 class NotebookPage:
     """One notebook open in a JupyterLab tab (``page`` is a Playwright ``Page``)."""
 
-    def __init__(self, page: Page, timeout_s: float = 30.0):
+    def __init__(self, page: Page, timeout_s: float = 90.0):
         self.page = page
         self.timeout_ms = int(timeout_s * 1000)
         self.panel = page.locator(".jp-NotebookPanel")  # narrowed to this notebook's panel by open()
