@@ -171,9 +171,10 @@ def _to_chunks(t: Tensor, chunk: int) -> Tensor:
     """(Bt, L, F) -> (nC, Bt, chunk, F) contiguous, the last chunk padded with zeros."""
     bt, length, feat = t.shape
     n_chunks = -(-length // chunk)
-    padded = t.new_zeros(bt, n_chunks * chunk, feat)
-    padded[:, :length] = t
-    return padded.view(bt, n_chunks, chunk, feat).transpose(0, 1).contiguous()  # (nC, Bt, chunk, F)
+    if n_chunks * chunk != length:  # one copy, only when the last chunk is ragged
+        t = F.pad(t, (0, 0, 0, n_chunks * chunk - length))
+    # for Bt = 1 the transpose moves a size-1 dimension, so .contiguous() copies nothing
+    return t.reshape(bt, n_chunks, chunk, feat).transpose(0, 1).contiguous()  # (nC, Bt, chunk, F)
 
 
 def _from_chunks(t: Tensor, length: int) -> Tensor:
@@ -240,6 +241,13 @@ class ChunkedScan(torch.autograd.Function):
         return dx, ddt, dA, dB, dC, g, None
 
 
+def _scan_no_grad(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, h0: Tensor, chunk: int):
+    """ChunkedScan's forward without autograd: no boundary states kept (inference, prefill)."""
+    chunks = tuple(_to_chunks(t, chunk) for t in (dt, x, B, C))
+    y, h = _scan_chunks(_compiled("forward", (chunk, *h0.shape, h0.dtype, h0.device)), h0, chunks, A, None)
+    return _from_chunks(y, x.shape[1]), h
+
+
 def selective_scan_compiled(
     x: Tensor,
     dt: Tensor,
@@ -279,7 +287,9 @@ def selective_scan_compiled(
         y = x32.new_zeros(x.shape[0], 0, x.shape[2])
         h = h.clone()
     else:
-        y, h = ChunkedScan.apply(x32, dt32, A32.contiguous(), B32, C32, h.contiguous(), chunk)
+        y, h = (ChunkedScan.apply if needs_grad else _scan_no_grad)(
+            x32, dt32, A32.contiguous(), B32, C32, h.contiguous(), chunk
+        )
     if D is not None:
         y = y + D.float() * x32
     if z is not None:
