@@ -1,9 +1,10 @@
 """P1, P2: prefill of the 4-layer real-width model (see :mod:`benchmarks.models`), B=1.
 
-P1: 512 tokens (+128 meta), last-position logits, with the fused scan (default) and the compiled scan
-(opt-in), against every ``nn.Linear`` of the same model run as a bare ``F.linear`` over 640 rows (the GEMM
-floor), fp32 and bf16. P2: a 100-token prompt started from the memoised meta-prefix cache
-(:func:`minihymba.generation.meta_prefix_cache`) against recomputing the 128 meta tokens.
+P1: 512 tokens (+128 meta), last-position logits, with the fused scan and the compiled scan (what
+``Impl(scan="auto")`` runs there on CPU with a C++ compiler), against every ``nn.Linear`` of the same
+model run as a bare ``F.linear`` over 640 rows (the GEMM floor), fp32 and bf16. P2: a 100-token prompt
+started from the memoised meta-prefix cache (:func:`minihymba.generation.meta_prefix_cache`) against
+recomputing the 128 meta tokens.
 
 Shapes: ids (1, T); logits (1, 1, V).
 """

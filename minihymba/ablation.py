@@ -65,6 +65,8 @@ __all__ = [
     "chance_accuracy",
     "train_config",
     "accuracy_by_length",
+    "text_data",
+    "heldout_loss_by_length",
     "accuracy_by_pair",
     "run_one",
     "record_key",
@@ -233,6 +235,9 @@ class AblationSetting:
     architectures: tuple[str, ...] = tuple(ARCHITECTURES)
     meta_options: tuple[bool, ...] = (True,)  # (True, False): also train every model without meta tokens
     lab: LabConfig = LabConfig(vocab_size=32)  # depth, meta tokens, window, global layer; vocab = the task's
+    # task "text" only: the corpus directory (python -m minihymba.corpus prepare/encode); None: a miniature
+    # corpus cut from the shipped held-out sample (corpus.sample_corpus), which only smoke tests use
+    data: str | None = None
 
     def __post_init__(self) -> None:
         if self.lab.vocab_size != self.task_kwargs.get("vocab_size", 64):
@@ -240,6 +245,8 @@ class AblationSetting:
                 f"lab.vocab_size ({self.lab.vocab_size}) must equal the task's vocab_size "
                 f"({self.task_kwargs.get('vocab_size', 64)})"
             )
+        if self.task == "text" and len(self.train_lengths) != 1:
+            raise ValueError(f"task 'text' trains at one length, got train_lengths={self.train_lengths}")
         unknown = set(self.architectures) - set(ARCHITECTURES)
         if unknown:
             raise ValueError(f"unknown architectures {sorted(unknown)}; choose from {sorted(ARCHITECTURES)}")
@@ -251,6 +258,10 @@ class AblationSetting:
 
 def chance_accuracy(setting: AblationSetting) -> float:
     """Accuracy of guessing uniformly among the values (every answer of these tasks is a value token)."""
+    if setting.task == "text":
+        raise ValueError(
+            "task 'text' has no chance accuracy; compare held-out losses with corpus.unigram_loss"
+        )
     _, values = vocab_ranges(setting.task_kwargs.get("vocab_size", 64))
     return 1.0 / len(values)
 
@@ -258,18 +269,62 @@ def chance_accuracy(setting: AblationSetting) -> float:
 def train_config(setting: AblationSetting, seed: int = 0) -> TrainConfig:
     """The :class:`~minihymba.train.TrainConfig` a lab model of ``setting`` is trained with (one thread:
     runs are deterministic for a seed, and two of them can share a 2-core machine)."""
+    text = setting.task == "text"
     return TrainConfig(
         task=setting.task,
-        task_kwargs={**setting.task_kwargs, "seq_len": list(setting.train_lengths)},
+        task_kwargs={"seq_len": setting.train_lengths[0]}
+        if text
+        else {**setting.task_kwargs, "seq_len": list(setting.train_lengths)},
         steps=setting.steps,
         batch_size=setting.batch_size,
         lr=setting.lr,
         warmup_steps=max(1, setting.steps // 20),
         eval_every=setting.curve_every,
-        eval_batches=len(setting.train_lengths),
+        eval_batches=2 if text else len(setting.train_lengths),  # text: the first 2 held-out batches
         seed=seed,
         threads=1,
+        data=text_data(setting) if text else "",
     )
+
+
+def text_data(setting: AblationSetting) -> str:
+    """The corpus directory a text setting trains on: ``setting.data``, or (None) the miniature corpus cut
+    from the shipped held-out sample, written once into the temp directory."""
+    if setting.data is not None:
+        return setting.data
+    import tempfile
+
+    from .corpus import sample_corpus
+
+    out = Path(tempfile.gettempdir()) / "minihymba-sample-corpus"
+    if not (out / "heldout_tokens.safetensors").is_file():
+        sample_corpus(out)
+    return str(out)
+
+
+def heldout_loss_by_length(model: HymbaForCausalLM, setting: AblationSetting) -> dict[int, float]:
+    """Task "text": mean loss (nats/token) over the first ``eval_examples`` back-to-back held-out windows
+    of each evaluation length (BOS + T - 1 tokens -> the next T, as :func:`minihymba.corpus.heldout_batches`).
+    Every model of a setting is scored on the same windows, so differences between models are paired."""
+    import torch.nn.functional as F
+
+    from .corpus import heldout_batches, load_tokens
+
+    tokens = load_tokens(Path(text_data(setting)) / "heldout_tokens.safetensors")
+    scores = {}
+    model.eval()
+    with torch.no_grad():
+        for length in setting.eval_lengths:
+            total, count = 0.0, 0
+            for ids, targets in heldout_batches(tokens, 16, length):
+                rows = min(ids.shape[0], setting.eval_examples - count // length)
+                if rows <= 0:
+                    break
+                logits = model(ids[:rows]).logits  # (rows, T, V)
+                total += F.cross_entropy(logits.transpose(1, 2), targets[:rows], reduction="sum").item()
+                count += targets[:rows].numel()
+            scores[length] = total / count
+    return scores
 
 
 def _eval_batch(setting: AblationSetting, length: int) -> tuple[Tensor, Tensor]:
@@ -331,11 +386,15 @@ def run_one(
         "parameters": model.num_parameters(),
         "train_seconds": round(result["seconds"], 1),
         "final_loss": round(sum(r["loss"] for r in last) / len(last), 4),
-        "accuracy": {str(k): round(v, 4) for k, v in accuracy_by_length(model, setting).items()},
-        "curve": [
-            [r["step"], round(r["eval_accuracy"], 4)] for r in result["history"] if "eval_accuracy" in r
-        ],
     }
+    if setting.task == "text":
+        losses = heldout_loss_by_length(model, setting)
+        record["heldout_loss"] = {str(k): round(v, 4) for k, v in losses.items()}
+        curve_field = "eval_loss"
+    else:
+        record["accuracy"] = {str(k): round(v, 4) for k, v in accuracy_by_length(model, setting).items()}
+        curve_field = "eval_accuracy"
+    record["curve"] = [[r["step"], round(r[curve_field], 4)] for r in result["history"] if curve_field in r]
     if setting.task == "mqar":
         record["accuracy_by_pair"] = accuracy_by_pair(model, setting, setting.eval_lengths[0])
     return record
@@ -427,8 +486,11 @@ def aggregate(records: Iterable[Mapping[str, Any]], field: str = "accuracy") -> 
 
 
 def format_record(record: dict[str, Any]) -> str:
-    """One line: architecture, meta tokens, seed, size, training time, accuracy per length."""
-    accs = " ".join(f"T={k}: {v:.2f}" for k, v in record["accuracy"].items())
+    """One line: architecture, meta tokens, seed, size, training time, accuracy (or loss) per length."""
+    if "heldout_loss" in record:
+        accs = "held-out loss " + " ".join(f"T={k}: {v:.3f}" for k, v in record["heldout_loss"].items())
+    else:
+        accs = " ".join(f"T={k}: {v:.2f}" for k, v in record["accuracy"].items())
     return (
         f"{record['architecture']:>10} meta={record['meta_tokens']:<2} seed={record.get('seed', 0)} "
         f"params={record['parameters']:,} {record['train_seconds']:.0f} s  {accs}"
@@ -463,7 +525,35 @@ SETTINGS = {
     ),
 }
 
-SMOKE_TEST = "the fast setting is a smoke test: its numbers come from 6 training steps and mean nothing"
+# Language modelling: the Python documentation corpus of the tiny-text model (minihymba/assets/tiny-text), its
+# 4096-token BPE; held-out loss of every model on the same held-out windows.
+_TEXT = {"vocab_size": 4096}
+SETTINGS["text"] = AblationSetting(  # notebook 08's main experiment (the command is in the results JSON)
+    task="text",
+    task_kwargs=_TEXT,
+    train_lengths=(128,),
+    eval_lengths=(128, 512),
+    steps=400,
+    batch_size=16,
+    eval_examples=128,  # held-out windows per length: 16,384 tokens at 128, 65,536 at 512
+    curve_every=50,
+    lab=LabConfig(vocab_size=4096, sliding_window=32),
+    data="data/pydoc",
+)
+SETTINGS["text-fast"] = AblationSetting(  # CI: the text pipeline on a miniature corpus; numbers mean nothing
+    task="text",
+    task_kwargs=_TEXT,
+    train_lengths=(32,),
+    eval_lengths=(32, 64),
+    steps=6,
+    batch_size=4,
+    eval_examples=4,
+    curve_every=3,
+    reference_width=32,
+    lab=LabConfig(vocab_size=4096, sliding_window=16),
+)
+
+SMOKE_TEST = "the fast settings are smoke tests: their numbers come from 6 training steps and mean nothing"
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -486,7 +576,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     setting = SETTINGS[args.setting]
     config = json.loads(json.dumps(asdict(setting)))
     command = " ".join(["python -m minihymba.ablation", *(sys.argv[1:] if argv is None else argv)])
-    if args.setting == "fast":
+    if args.setting.endswith("fast"):
         print(f"NOTE: {SMOKE_TEST}")
     path = None if args.json is None else Path(args.json)
     payload: dict[str, Any] = {"setting": args.setting, "config": config, "torch": torch.__version__}
@@ -526,7 +616,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if path is not None:
         _write_json(path, payload)
     print(f"{len(records)} models trained in {run['seconds']:.0f} s ({payload['seconds']:.0f} s in all runs)")
-    if args.setting == "fast":
+    if args.setting.endswith("fast"):
         print(f"NOTE: {SMOKE_TEST}")
     return records
 

@@ -74,6 +74,7 @@ __all__ = [
     "write_documents",
     "prepare",
     "sample_windows",
+    "sample_corpus",
     "build_tokenizer",
     "save_tokenizer",
     "train_tokenizer",
@@ -760,6 +761,27 @@ def sample_windows(seq_len: int, tokenizer_dir: str | Path = TOKENIZER_DIR) -> T
     text = (directory / "heldout_sample.txt").read_text(encoding="utf-8")
     stream = encode_documents(tokenizer, [text.rstrip("\n")])
     return next(heldout_batches(stream, batch_size=stream.numel(), seq_len=seq_len))[0]
+
+
+def sample_corpus(out: str | Path, tokenizer_dir: str | Path = TOKENIZER_DIR) -> Path:
+    """A miniature corpus directory made from the shipped held-out sample, for smoke tests without the
+    Debian package: ``train_tokens.safetensors`` (the sample's first three quarters of tokens) and
+    ``heldout_tokens.safetensors`` (the last quarter), laid out like :func:`encode`'s. Training on it
+    means nothing (a few thousand tokens of *held-out* text); it only lets the text pipeline run in CI.
+    Returns ``out``."""
+    from safetensors.torch import save_file
+    from tokenizers import Tokenizer
+
+    directory, out = Path(tokenizer_dir), Path(out)
+    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    text = (directory / "heldout_sample.txt").read_text(encoding="utf-8")
+    stream = encode_documents(tokenizer, [text.rstrip("\n")])  # (n,) int32
+    cut = stream.numel() * 3 // 4
+    out.mkdir(parents=True, exist_ok=True)
+    for name, part in (("train", stream[:cut]), ("heldout", stream[cut:])):
+        path = out / f"{name}_tokens.safetensors"
+        save_file({"tokens": part.contiguous()}, str(path), metadata={"format": "pt"})
+    return out
 
 
 def heldout_sample(documents: Sequence[str], paragraphs: int = 40, per_document: int = 2) -> str:

@@ -861,10 +861,15 @@ def plot_ablation_seeds(
     """Ablation records over several seeds: per model the seeds' mean (marker) and their range (error bar,
     min to max) and every seed (small dots), with the models side by side at each x so none hides another.
 
+    Records of the text task (``record["heldout_loss"]``) are drawn as held-out loss (nats/token, lower is
+    better; the curve is the held-out loss during training), others as accuracy.
+
     Panels: held-out accuracy per evaluation length; per stored pair (``record["accuracy_by_pair"]``, MQAR:
     pair 1 is stored first, farthest from the queries), when the records have it; and the learning curve
     (``record["curve"]``: mean line, min-max band). ``chance`` draws the accuracy of uniform guessing."""
     groups = _seed_groups(records)
+    loss = all("heldout_loss" in r for r in records)
+    field, quantity = ("heldout_loss", "held-out loss") if loss else ("accuracy", "held-out accuracy")
     by_pair = all("accuracy_by_pair" in r for r in records)
     fig = Figure(figsize=(13.0 if by_pair else 9.5, 3.6))
     axes = fig.subplots(
@@ -895,15 +900,15 @@ def plot_ablation_seeds(
     for i, (name, group) in enumerate(groups.items()):
         arch = group[0]["architecture"]
         styles[name] = {"color": _ARCH_COLORS.get(arch, "black"), "marker": _ARCH_MARKERS.get(arch, "o")}
-        lengths = list(group[0]["accuracy"])
-        points(axes[0], [[r["accuracy"][k] for k in lengths] for r in group], i, name, styles[name])
+        lengths = list(group[0][field])
+        points(axes[0], [[r[field][k] for k in lengths] for r in group], i, name, styles[name])
         axes[0].set_xticks(range(len(lengths)), lengths)
         if by_pair:
             pairs = [r["accuracy_by_pair"] for r in group]
             points(axes[1], pairs, i, name, styles[name])
             axes[1].set_xticks(range(len(pairs[0])), [str(j + 1) for j in range(len(pairs[0]))])
     axes[0].set_xlabel("evaluation length (tokens)")
-    axes[0].set_title("held-out accuracy", fontsize=10)
+    axes[0].set_title(quantity, fontsize=10)
     if by_pair:
         axes[1].set_xlabel("stored pair (1 = stored first, farthest from the queries)")
         axes[1].set_title("held-out accuracy per stored pair (first length)", fontsize=10)
@@ -927,14 +932,15 @@ def plot_ablation_seeds(
             label=f"{name} (mean; band: seed range)",
         )
     curve_ax.set_xlabel("training step")
-    curve_ax.set_title("held-out accuracy during training", fontsize=10)
+    curve_ax.set_title(f"{quantity} during training", fontsize=10)
     for ax in axes:
         if chance is not None:
             ax.axhline(
                 chance, color="gray", ls="--", lw=1, label="chance" if ax is curve_ax else "_nolegend_"
             )
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_ylabel("accuracy")
+        if not loss:
+            ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel("loss (nats/token)" if loss else "accuracy")
         ax.grid(True, alpha=0.3)
     handles, labels = curve_ax.get_legend_handles_labels()
     labels = [f"chance ({chance:.3f})" if lab == "chance" else lab for lab in labels]

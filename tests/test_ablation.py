@@ -212,3 +212,40 @@ def test_settings_and_command_line(tmp_path, capsys):
     out.write_text(json.dumps(payload))
     with pytest.raises(SystemExit, match="another setting"):
         main(["--setting", "fast", "--json", str(out), "--no-progress"])
+
+
+def test_sample_corpus_splits_the_shipped_sample(tmp_path):
+    from minihymba.corpus import load_tokens, sample_corpus, sample_windows
+
+    out = sample_corpus(tmp_path / "mini")
+    train, heldout = (load_tokens(out / f"{n}_tokens.safetensors") for n in ("train", "heldout"))
+    stream = torch.cat([train, heldout])
+    assert train.numel() == stream.numel() * 3 // 4 and heldout.numel() > 0
+    windows = sample_windows(16)  # the same text, cut into BOS + 15-token windows
+    torch.testing.assert_close(windows[0, 1:].int(), stream[:15])
+
+
+def test_text_lab_scores_held_out_loss_on_shared_windows(tmp_path):
+    """The text setting: one record per model with a held-out loss per length and a loss curve; the held-out
+    loss is the mean cross-entropy over exactly ``eval_examples`` windows of each length."""
+    import torch.nn.functional as F
+
+    from minihymba.ablation import heldout_loss_by_length, run_one, text_data
+    from minihymba.corpus import heldout_batches, load_tokens
+
+    setting = SETTINGS["text-fast"]
+    with pytest.raises(ValueError, match="unigram"):
+        chance_accuracy(setting)
+    with pytest.raises(ValueError, match="one length"):
+        AblationSetting(**{**setting.__dict__, "train_lengths": (16, 32)})
+    record = run_one("parallel", True, setting, seed=0)
+    assert set(record["heldout_loss"]) == {"32", "64"} and "accuracy" not in record
+    assert [s for s, _ in record["curve"]] == [3, 6]
+    assert all(4.0 < v < 10.0 for v in record["heldout_loss"].values())  # near ln 4096 = 8.3 after 6 steps
+    model = build_model("ssm", lab_config(setting.lab, 32, meta=True), seed=3).eval()
+    tokens = load_tokens(f"{text_data(setting)}/heldout_tokens.safetensors")
+    ids, targets = next(heldout_batches(tokens, setting.eval_examples, 32))
+    with torch.no_grad():
+        expected = F.cross_entropy(model(ids).logits.transpose(1, 2), targets).item()
+    assert ids.shape[0] == setting.eval_examples
+    assert heldout_loss_by_length(model, setting)[32] == pytest.approx(expected, rel=1e-5)

@@ -165,6 +165,30 @@ def test_ablation_seeds_plot_shows_every_seed_and_model():
     _check(fig, 3)
 
 
+def _loss_records() -> list[dict]:
+    return [
+        {
+            "architecture": a,
+            "meta_tokens": 8,
+            "seed": seed,
+            "heldout_loss": {"128": 5.0 + 0.1 * seed, "512": 5.2},
+            "curve": [[50, 7.0], [100, 6.0 - 0.1 * seed]],
+        }
+        for a in ("parallel", "attention")
+        for seed in (0, 1)
+    ]
+
+
+def test_ablation_seeds_plot_draws_held_out_loss_for_text_records():
+    fig = viz.plot_ablation_seeds(_loss_records())
+    length_ax, curve_ax = fig.axes[:2]
+    assert length_ax.get_title() == "held-out loss" and length_ax.get_ylabel() == "loss (nats/token)"
+    assert curve_ax.get_title() == "held-out loss during training"
+    ys = sorted(y for c in length_ax.containers for y in c.lines[0].get_ydata())
+    assert ys == pytest.approx([5.05, 5.05, 5.2, 5.2])  # the seed means per model and length
+    _check(fig, 2)
+
+
 def _every_plot() -> dict[str, list[Callable[[], Figure]]]:
     """Every public plot_* function, called on small inputs (several calls where options change the axes)."""
     mask = materialize(hymba_mask_mod(3, 2), 10)[0]
@@ -194,6 +218,7 @@ def _every_plot() -> dict[str, list[Callable[[], Figure]]]:
         "plot_ablation_seeds": [
             lambda: viz.plot_ablation_seeds(_seed_records(), chance=1 / 30),
             lambda: viz.plot_ablation_seeds(_records()),
+            lambda: viz.plot_ablation_seeds(_loss_records()),
         ],
         "plot_hybrid_layer_diagram": [viz.plot_hybrid_layer_diagram],
         "plot_sequence_diagram": [viz.plot_sequence_diagram, lambda: viz.plot_sequence_diagram(2, 5, 2, 3)],
