@@ -138,7 +138,14 @@ class HymbaForCausalLM(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, std: float = 0.02, seed: int | None = None) -> None:
-        """Random initialisation (the hub's scheme: N(0, 0.02) matrices, Mamba's A and dt init)."""
+        """Random initialisation (the hub's scheme: N(0, 0.02) matrices, Mamba's A init).
+
+        Known deviation, kept on purpose: the dt bias drawn below (Mamba's log-uniform step sizes) is
+        overwritten with zeros when ``modules()`` reaches the mixer's ``dt_proj`` Linear *after* the mixer
+        itself, so every channel starts at dt = softplus(0) ~ 0.69. The shipped tiny models were trained
+        from this initialisation; changing the order would change the random draws and so their
+        reproduction from the documented commands. Training still learns the bias.
+        """
         gen = None
         if seed is not None:
             gen = torch.Generator().manual_seed(seed)

@@ -109,3 +109,15 @@ def test_real_forward_shapes_on_meta(real_meta_model):
     assert out.logits.shape == (2, 8, 32001) and out.logits.dtype == torch.float32
     assert len(out.hidden_states) == 33
     assert all(h.shape == (2, 128 + 8, 1600) for h in out.hidden_states)
+
+
+def test_reset_parameters_leaves_dt_bias_at_zero_as_documented():
+    """The documented, deliberate deviation from Mamba's dt init (see HymbaForCausalLM.reset_parameters):
+    the shipped tiny models were trained from it, so a change here must be a deliberate one."""
+    import minihymba
+
+    model = minihymba.load_tiny()
+    model.reset_parameters(seed=0)
+    for layer in model.model.layers:
+        assert torch.count_nonzero(layer.mamba.dt_proj[0].bias) == 0
+        assert torch.equal(layer.mamba.D[0], torch.ones_like(layer.mamba.D[0]))
