@@ -15,6 +15,7 @@ repo root:
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -76,6 +77,7 @@ def build(source: Path) -> tuple[Path, float]:
     nb.metadata.pop("widgets", None)
     target = notebook_path(source)
     nbformat.write(nb, target)
+    os.utime(source)  # the source stays the newer file of the pair (what jupytext in JupyterLab expects)
     return target, seconds
 
 

@@ -59,3 +59,29 @@ def test_concept_notebook_has_exercises_with_checks_and_solutions(prefix: str) -
     assert len(exercises) >= 2, f"{source.name}: {len(exercises)} exercises"
     assert len(solutions) >= len(exercises), f"{source.name}: an exercise without a Solution"
     assert text.count("minihymba.exercises import") >= 1 and "check_" in text
+
+
+def test_jupyterlab_opens_a_rebuilt_notebook_newer_than_its_source(tmp_path):
+    """build.py writes a notebook after executing it, so the notebook is the newer file of the pair.
+    JupyterLab's jupytext refuses such a pair by default ("... is more recent than src/...md", HTTP 400: the
+    notebook never opens); notebooks/jupytext.toml takes the inputs from the source instead. Checked with jupytext's own
+    contents manager on a copy whose source is 100 s older than its notebook."""
+    import os
+    import shutil
+    import time
+
+    pytest.importorskip("jupyter_server")
+    from jupyter_server.services.contents.largefilemanager import LargeFileManager
+    from jupytext.sync_contentsmanager import build_sync_jupytext_contents_manager_class
+
+    shutil.copy(NOTEBOOKS / "jupytext.toml", tmp_path)
+    (tmp_path / "src").mkdir()
+    source = shutil.copy(NOTEBOOKS / "src/06_generation.md", tmp_path / "src")
+    shutil.copy(NOTEBOOKS / "06_generation.ipynb", tmp_path)
+    old = time.time() - 100
+    os.utime(source, (old, old))
+    manager = build_sync_jupytext_contents_manager_class(LargeFileManager)(root_dir=str(tmp_path))
+    model = manager.get("06_generation.ipynb")
+    assert model["type"] == "notebook" and len(model["content"]["cells"]) == len(
+        _build_module().read_source(Path(source)).cells
+    )
