@@ -64,8 +64,8 @@ def test_concept_notebook_has_exercises_with_checks_and_solutions(prefix: str) -
 def test_jupyterlab_opens_a_rebuilt_notebook_newer_than_its_source(tmp_path):
     """build.py writes a notebook after executing it, so the notebook is the newer file of the pair.
     JupyterLab's jupytext refuses such a pair by default ("... is more recent than src/...md", HTTP 400: the
-    notebook never opens); notebooks/jupytext.toml takes the inputs from the source instead. Checked with jupytext's own
-    contents manager on a copy whose source is 100 s older than its notebook."""
+    notebook never opens); notebooks/jupytext.toml takes the inputs from the source instead. Checked with
+    jupytext's own contents manager on a copy whose source is 100 s older than its notebook."""
     import os
     import shutil
     import time
