@@ -222,7 +222,9 @@ def plot_attention_map(
     99th percentile of the nonzero weights (a few huge entries would hide the rest); the colorbar says so."""
     maps = dict(probs) if isinstance(probs, Mapping) else {title: probs}
     rows = 2 if query is not None else 1
-    fig = Figure(figsize=(4.3 * len(maps), 3.6 + 1.8 * (rows - 1)), layout="constrained")
+    labelled = tokens is not None and len(tokens) <= 40  # token strings on both axes: a bigger figure
+    width, height = (6.0, 5.6) if labelled else (4.3, 3.6)
+    fig = Figure(figsize=(width * len(maps), height + 1.8 * (rows - 1)), layout="constrained")
     grid = fig.add_gridspec(rows, len(maps), height_ratios=[3, 1][:rows])
     for j, (name, p) in enumerate(maps.items()):
         p = _np(p)
@@ -242,6 +244,8 @@ def plot_attention_map(
         ax.set_ylabel("query" + (f" (red line: row {query})" if query is not None else ""), fontsize=9)
         if tokens is not None and len(tokens) == p.shape[1] and p.shape[1] <= 40:
             ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
+            if p.shape[0] == p.shape[1]:  # queries are the same positions as keys
+                ax.set_yticks(range(len(tokens)), tokens, fontsize=7)
         if query is not None:
             bx = fig.add_subplot(grid[1, j])
             colors = [_META if k < n_meta else "#4c72b0" for k in range(p.shape[1])]

@@ -310,3 +310,13 @@ def test_per_key_ratio_draws_one_line_per_series_and_the_uniform_line() -> None:
 def test_head_scores_annotates_every_cell() -> None:
     fig = viz.plot_head_scores({"previous": torch.full((2, 3), 0.25)})
     assert len(fig.axes[0].texts) == 6 and fig.axes[0].texts[0].get_text() == "0.25"
+
+
+def test_attention_map_labels_both_axes_with_tokens():
+    probs = torch.softmax(torch.randn(6, 6, generator=torch.Generator().manual_seed(0)), -1).tril()
+    tokens = ["m0", "<bos>", "The", " list", " method", "."]
+    fig = viz.plot_attention_map(probs, n_meta=1, tokens=tokens)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == tokens
+    assert [t.get_text() for t in ax.get_yticklabels()] == tokens
+    assert fig.get_size_inches()[0] >= 6.0  # room for the labels
