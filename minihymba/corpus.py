@@ -754,13 +754,18 @@ def sample_windows(seq_len: int, tokenizer_dir: str | Path = TOKENIZER_DIR) -> T
     paragraphs encoded as one document (blank lines between paragraphs, as inside a training document),
     cut into back-to-back windows, each BOS + ``T - 1`` tokens -- the layout of :func:`heldout_batches`.
     Needs no corpus on disk (the sample is committed), so notebooks and tests can use it anywhere."""
+    stream = _sample_stream(tokenizer_dir)
+    return next(heldout_batches(stream, batch_size=stream.numel(), seq_len=seq_len))[0]
+
+
+def _sample_stream(tokenizer_dir: str | Path) -> Tensor:
+    """The shipped held-out sample encoded as one document, (n,) int32 (no BOS, EOS at the end)."""
     from tokenizers import Tokenizer
 
     directory = Path(tokenizer_dir)
     tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
     text = (directory / "heldout_sample.txt").read_text(encoding="utf-8")
-    stream = encode_documents(tokenizer, [text.rstrip("\n")])
-    return next(heldout_batches(stream, batch_size=stream.numel(), seq_len=seq_len))[0]
+    return encode_documents(tokenizer, [text.rstrip("\n")])
 
 
 def sample_corpus(out: str | Path, tokenizer_dir: str | Path = TOKENIZER_DIR) -> Path:
@@ -770,12 +775,9 @@ def sample_corpus(out: str | Path, tokenizer_dir: str | Path = TOKENIZER_DIR) ->
     means nothing (a few thousand tokens of *held-out* text); it only lets the text pipeline run in CI.
     Returns ``out``."""
     from safetensors.torch import save_file
-    from tokenizers import Tokenizer
 
-    directory, out = Path(tokenizer_dir), Path(out)
-    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-    text = (directory / "heldout_sample.txt").read_text(encoding="utf-8")
-    stream = encode_documents(tokenizer, [text.rstrip("\n")])  # (n,) int32
+    out = Path(out)
+    stream = _sample_stream(tokenizer_dir)  # (n,) int32
     cut = stream.numel() * 3 // 4
     out.mkdir(parents=True, exist_ok=True)
     for name, part in (("train", stream[:cut]), ("heldout", stream[cut:])):

@@ -201,6 +201,24 @@ def _scan_chunks(
     return torch.stack(ys), h  # (nC, Bt, chunk, I), (Bt, I, N)
 
 
+def _scan_forward(
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    h0: Tensor,
+    chunk: int,
+    boundaries: list[Tensor] | None,
+) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+    """The whole forward: cut into chunks, run the compiled chunk_forward over them (appending the state
+    before each chunk to ``boundaries`` when given). Returns y (Bt, L, I), h_last and the chunked inputs."""
+    chunks = tuple(_to_chunks(t, chunk) for t in (dt, x, B, C))
+    run = _compiled("forward", (chunk, *h0.shape, h0.dtype, h0.device))
+    y, h = _scan_chunks(run, h0, chunks, A, boundaries)
+    return _from_chunks(y, x.shape[1]), h, chunks
+
+
 class ChunkedScan(torch.autograd.Function):
     """The scan core ``y_t = C_t . h_t`` (no D, no gate), compiled per chunk, with a compiled backward.
 
@@ -211,15 +229,13 @@ class ChunkedScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, h0: Tensor, chunk: int):
-        length = x.shape[1]
-        A, h0 = A.detach(), h0.detach()  # the compiled chunks see plain tensors (no requires_grad guards)
-        chunks = tuple(_to_chunks(t.detach(), chunk) for t in (dt, x, B, C))
+        # the compiled chunks see plain tensors (no requires_grad guards)
+        x, dt, A, B, C, h0 = (t.detach() for t in (x, dt, A, B, C, h0))
         boundaries: list[Tensor] = []
-        key = (chunk, *h0.shape, h0.dtype, h0.device)
-        y, h = _scan_chunks(_compiled("forward", key), h0, chunks, A, boundaries)
+        y, h, chunks = _scan_forward(x, dt, A, B, C, h0, chunk, boundaries)
         ctx.save_for_backward(A, *chunks, torch.stack(boundaries))
-        ctx.length = length
-        return _from_chunks(y, length), h
+        ctx.length = x.shape[1]
+        return y, h
 
     @staticmethod
     def backward(ctx, grad_y: Tensor | None, grad_h: Tensor | None):
@@ -243,9 +259,8 @@ class ChunkedScan(torch.autograd.Function):
 
 def _scan_no_grad(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, h0: Tensor, chunk: int):
     """ChunkedScan's forward without autograd: no boundary states kept (inference, prefill)."""
-    chunks = tuple(_to_chunks(t, chunk) for t in (dt, x, B, C))
-    y, h = _scan_chunks(_compiled("forward", (chunk, *h0.shape, h0.dtype, h0.device)), h0, chunks, A, None)
-    return _from_chunks(y, x.shape[1]), h
+    y, h, _ = _scan_forward(x, dt, A, B, C, h0, chunk, None)
+    return y, h
 
 
 def selective_scan_compiled(
